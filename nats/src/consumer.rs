@@ -1,0 +1,429 @@
+//! Durable consumers that apply each event exactly once, in order per aggregate.
+//!
+//! JetStream delivers at least once, and redeliveries interleave with newer messages. So, per
+//! message, in one PostgreSQL transaction, the runner locks the checkpoint row of
+//! `(consumer, aggregate)`:
+//! - the sequence is at or below the checkpoint → a duplicate: acknowledged, nothing applied;
+//! - it is beyond the next one → its predecessor has not been applied yet: `nak` with a short
+//!   delay, and it comes back after it (the predecessor is always either applied or parked,
+//!   and both advance the checkpoint, so the wait ends);
+//! - it is the next one → the handler runs *inside that transaction*, the checkpoint advances,
+//!   the transaction commits, and only then is the message acknowledged (`double_ack`).
+//!
+//! A handler that writes read models in the transaction is thereby exactly-once. A handler
+//! that issues a command to an aggregate (which cqrs-es commits in its own transaction) relies
+//! on the aggregate too: commands issued from events are idempotent by the aggregate's state,
+//! so a crash between the two commits redelivers a message whose command then changes nothing.
+//!
+//! A transient failure (database down, optimistic-concurrency conflict) is `nak`ed with a
+//! growing delay; after `max_attempts` deliveries, or at once for a message that can never
+//! succeed (a poison message), the message is parked in `dead_letters` with its error and the
+//! checkpoint moves past it, so the events behind it keep flowing.
+//!
+//! Messages are spread over a few lanes by aggregate id: one aggregate's events are applied
+//! one after the other, different aggregates in parallel.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::{AckKind, Message};
+use futures::StreamExt;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::{mpsc, watch};
+
+use crate::relay::{delay_for_attempt, Backoff};
+use crate::{dead_letters, Bus, EventEnvelope};
+
+/// Header carrying the aggregate id, so messages are routed to lanes without parsing bodies.
+pub const AGGREGATE_ID_HEADER: &str = "Brigade-Aggregate-Id";
+
+/// One event received from the bus.
+#[derive(Debug, Clone)]
+pub struct ReceivedEvent {
+    pub envelope: EventEnvelope,
+    pub subject: String,
+    /// How many times JetStream has delivered this message, this time included.
+    pub delivered: i64,
+}
+
+/// Why a handler could not apply an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth retrying later: a database or network fault, a concurrency conflict.
+    #[error("{0}")]
+    Transient(String),
+    /// Will never succeed as it is: parked at once for a human to look at.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Transient(format!("database: {error}"))
+    }
+}
+
+/// What a subscription does with each event it receives.
+#[async_trait::async_trait]
+pub trait EventHandler: Send + Sync {
+    /// Applies one event. `tx` is the transaction that will also advance the checkpoint:
+    /// read-model writes made through it are committed exactly once with it.
+    async fn handle(&self, event: &ReceivedEvent, tx: &mut PgConnection) -> Result<(), HandlerError>;
+}
+
+/// One durable subscription of a service to the aggregates of another service's stream
+/// (or its own, for projections). Whole aggregate types only: per-aggregate sequences must
+/// arrive without holes for the ordering check to work.
+#[derive(Clone)]
+pub struct Subscription {
+    /// The durable consumer name, unique within the source stream: `kitchen-orders`.
+    pub name: String,
+    /// The service whose stream is read.
+    pub source: &'static str,
+    /// The aggregate types read from it: `["order"]`.
+    pub aggregate_types: Vec<&'static str>,
+    pub handler: Arc<dyn EventHandler>,
+}
+
+/// Counters of one consumer, for `/metrics` and for tests that want to see duplicates dropped.
+#[derive(Debug, Default)]
+pub struct ConsumerStats {
+    pub applied: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub out_of_order: AtomicU64,
+    pub retries: AtomicU64,
+    pub parked: AtomicU64,
+}
+
+type StatsRegistry = Mutex<Vec<(String, Arc<ConsumerStats>)>>;
+
+fn registry() -> &'static StatsRegistry {
+    static REGISTRY: OnceLock<StatsRegistry> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// Every consumer of this process with its counters.
+#[must_use]
+pub fn all_stats() -> Vec<(String, Arc<ConsumerStats>)> {
+    registry().lock().map(|r| r.clone()).unwrap_or_default()
+}
+
+/// Runs one subscription until shutdown.
+pub struct ConsumerRunner {
+    inner: Arc<Inner>,
+    lanes: usize,
+}
+
+struct Inner {
+    pool: PgPool,
+    bus: Bus,
+    subscription: Subscription,
+    max_attempts: i64,
+    stats: Arc<ConsumerStats>,
+}
+
+enum Outcome {
+    Applied,
+    Duplicate,
+    Early,
+}
+
+impl ConsumerRunner {
+    #[must_use]
+    pub fn new(pool: PgPool, bus: Bus, subscription: Subscription) -> Self {
+        let stats = Arc::new(ConsumerStats::default());
+        if let Ok(mut registry) = registry().lock() {
+            registry.push((subscription.name.clone(), stats.clone()));
+        }
+        Self {
+            inner: Arc::new(Inner {
+                pool,
+                bus,
+                subscription,
+                max_attempts: 12,
+                stats,
+            }),
+            lanes: 8,
+        }
+    }
+
+    /// Deliveries after which a failing message is parked (default 12, about two minutes of
+    /// retries with the growing delay).
+    #[must_use]
+    pub fn max_attempts(mut self, attempts: i64) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.max_attempts = attempts.max(1);
+        }
+        self
+    }
+
+    /// This consumer's counters.
+    #[must_use]
+    pub fn stats(&self) -> Arc<ConsumerStats> {
+        self.inner.stats.clone()
+    }
+
+    /// Pulls and applies messages until `shutdown` turns true, reconnecting after faults.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut lanes = Vec::with_capacity(self.lanes);
+        let mut workers = Vec::with_capacity(self.lanes);
+        for _ in 0..self.lanes {
+            let (tx, mut rx) = mpsc::channel::<Message>(32);
+            let inner = self.inner.clone();
+            workers.push(tokio::spawn(async move {
+                while let Some(message) = rx.recv().await {
+                    inner.process(message).await;
+                }
+            }));
+            lanes.push(tx);
+        }
+        let mut backoff = Backoff::default();
+        while !*shutdown.borrow() {
+            match self.inner.pull(&lanes, &mut shutdown).await {
+                Ok(()) => break,
+                Err(error) => {
+                    tracing::warn!(consumer = %self.inner.subscription.name, %error, "consumer interrupted; reconnecting");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff.next()) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                }
+            }
+        }
+        // Let the lanes finish the messages they hold: graceful shutdown applies what it took.
+        drop(lanes);
+        for worker in workers {
+            let _ = worker.await;
+        }
+    }
+}
+
+impl Inner {
+    async fn pull(
+        &self,
+        lanes: &[mpsc::Sender<Message>],
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), String> {
+        let sub = &self.subscription;
+        let stream = self
+            .bus
+            .ensure_stream(sub.source)
+            .await
+            .map_err(|e| e.to_string())?;
+        let filter_subjects = sub
+            .aggregate_types
+            .iter()
+            .map(|aggregate| {
+                self.bus
+                    .namespace
+                    .subject(&format!("{}.{aggregate}.>", sub.source))
+            })
+            .collect();
+        let consumer = stream
+            .get_or_create_consumer(
+                &sub.name,
+                pull::Config {
+                    durable_name: Some(sub.name.clone()),
+                    filter_subjects,
+                    ack_policy: AckPolicy::Explicit,
+                    deliver_policy: DeliverPolicy::All,
+                    ack_wait: Duration::from_secs(30),
+                    max_deliver: -1,
+                    max_ack_pending: 1024,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+        loop {
+            tokio::select! {
+                next = messages.next() => match next {
+                    Some(Ok(message)) => {
+                        let lane = lane_of(&message, lanes.len());
+                        if lanes[lane].send(message).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Some(Err(error)) => {
+                        tracing::debug!(consumer = %sub.name, %error, "pull stream hiccup");
+                    }
+                    None => return Err("the pull stream ended".to_owned()),
+                },
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+
+    async fn process(&self, message: Message) {
+        let delivered = message.info().map(|info| info.delivered).unwrap_or(1);
+        let subject = message.subject.to_string();
+        let envelope = match serde_json::from_slice::<EventEnvelope>(&message.payload) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                let reason = format!("not a Brigade event envelope: {error}");
+                self.park(&message, None, &reason, delivered).await;
+                return;
+            }
+        };
+        let event = ReceivedEvent {
+            envelope,
+            subject,
+            delivered,
+        };
+        match self.apply(&event).await {
+            Ok(Outcome::Applied) => {
+                self.stats.applied.fetch_add(1, Ordering::Relaxed);
+                acknowledge(&message).await;
+            }
+            Ok(Outcome::Duplicate) => {
+                self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                acknowledge(&message).await;
+            }
+            Ok(Outcome::Early) => {
+                self.stats.out_of_order.fetch_add(1, Ordering::Relaxed);
+                if delivered % 50 == 0 {
+                    tracing::warn!(consumer = %self.subscription.name, message = %event.envelope.message_id(), delivered, "still waiting for an earlier event of this aggregate");
+                }
+                let delay = delay_for_attempt(
+                    u32::try_from(delivered).unwrap_or(u32::MAX),
+                    Duration::from_millis(20),
+                    Duration::from_secs(2),
+                );
+                let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+            }
+            Err(HandlerError::Permanent(reason)) => {
+                self.park(&message, Some(&event.envelope), &reason, delivered)
+                    .await;
+            }
+            Err(HandlerError::Transient(reason)) if delivered >= self.max_attempts => {
+                let reason = format!("gave up after {delivered} attempts: {reason}");
+                self.park(&message, Some(&event.envelope), &reason, delivered)
+                    .await;
+            }
+            Err(HandlerError::Transient(reason)) => {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(consumer = %self.subscription.name, message = %event.envelope.message_id(), delivered, %reason, "will retry");
+                let delay = delay_for_attempt(
+                    u32::try_from(delivered).unwrap_or(u32::MAX),
+                    Duration::from_millis(200),
+                    Duration::from_secs(30),
+                );
+                let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+            }
+        }
+    }
+
+    async fn apply(&self, event: &ReceivedEvent) -> Result<Outcome, HandlerError> {
+        let envelope = &event.envelope;
+        let mut tx = self.pool.begin().await?;
+        let last = lock_checkpoint(&mut tx, &self.subscription.name, envelope).await?;
+        if envelope.sequence <= last {
+            tx.commit().await?;
+            return Ok(Outcome::Duplicate);
+        }
+        if envelope.sequence > last + 1 {
+            return Ok(Outcome::Early);
+        }
+        self.subscription.handler.handle(event, &mut tx).await?;
+        advance_checkpoint(&mut tx, &self.subscription.name, envelope).await?;
+        tx.commit().await?;
+        Ok(Outcome::Applied)
+    }
+
+    /// Parks a message and acknowledges it for good; if the database is down too, `nak`s it
+    /// so that it is parked (or applied) later.
+    async fn park(&self, message: &Message, envelope: Option<&EventEnvelope>, reason: &str, delivered: i64) {
+        tracing::error!(consumer = %self.subscription.name, subject = %message.subject, %reason, "parking message in dead letters");
+        let parked = dead_letters::park(
+            &self.pool,
+            &self.subscription.name,
+            message.subject.as_str(),
+            &message.payload,
+            envelope,
+            reason,
+            delivered,
+        )
+        .await;
+        match parked {
+            Ok(()) => {
+                self.stats.parked.fetch_add(1, Ordering::Relaxed);
+                let _ = message.ack_with(AckKind::Term).await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot park the message; will retry");
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+                    .await;
+            }
+        }
+    }
+}
+
+/// Locks (creating if needed) the checkpoint row of one consumer and aggregate; returns the
+/// last sequence applied.
+pub(crate) async fn lock_checkpoint(
+    tx: &mut PgConnection,
+    consumer: &str,
+    envelope: &EventEnvelope,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO consumer_checkpoints (consumer, aggregate_type, aggregate_id, last_sequence)
+         VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+    )
+    .bind(consumer)
+    .bind(&envelope.aggregate_type)
+    .bind(&envelope.aggregate_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query_scalar(
+        "SELECT last_sequence FROM consumer_checkpoints
+         WHERE consumer = $1 AND aggregate_type = $2 AND aggregate_id = $3 FOR UPDATE",
+    )
+    .bind(consumer)
+    .bind(&envelope.aggregate_type)
+    .bind(&envelope.aggregate_id)
+    .fetch_one(&mut *tx)
+    .await
+}
+
+pub(crate) async fn advance_checkpoint(
+    tx: &mut PgConnection,
+    consumer: &str,
+    envelope: &EventEnvelope,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE consumer_checkpoints SET last_sequence = $4, updated_at = now()
+         WHERE consumer = $1 AND aggregate_type = $2 AND aggregate_id = $3",
+    )
+    .bind(consumer)
+    .bind(&envelope.aggregate_type)
+    .bind(&envelope.aggregate_id)
+    .bind(envelope.sequence)
+    .execute(&mut *tx)
+    .await
+    .map(|_| ())
+}
+
+/// Acknowledges and waits for the server's confirmation; a lost ack only causes a redelivery,
+/// which the checkpoint recognises.
+async fn acknowledge(message: &Message) {
+    if let Err(error) = message.double_ack().await {
+        tracing::debug!(%error, "ack not confirmed; the message may be redelivered");
+    }
+}
+
+fn lane_of(message: &Message, lanes: usize) -> usize {
+    let key = message
+        .headers
+        .as_ref()
+        .and_then(|headers| headers.get(AGGREGATE_ID_HEADER))
+        .map_or_else(|| message.subject.to_string(), |value| value.as_str().to_owned());
+    let mut hasher = DefaultHasher::new();
+    key.hash(&mut hasher);
+    usize::try_from(hasher.finish() % lanes as u64).unwrap_or(0)
+}

@@ -1,0 +1,52 @@
+//! The wire format of one event on the bus: the stored event and everything a consumer needs
+//! to apply it once and in order (its aggregate, its sequence in that aggregate, its metadata).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// One stored event, as published by the relay and read by consumers and audits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventEnvelope {
+    pub event_id: Uuid,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    /// Position of the event in its aggregate's history, from 1, without gaps.
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    /// The domain event as postgres-es stores it (`{"OrderPlaced": {...}}`).
+    pub payload: serde_json::Value,
+    /// `actor`, `correlation_id`, `causation_id`: see [`crate::store::CommandMetadata`].
+    pub metadata: HashMap<String, String>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl EventEnvelope {
+    /// The JetStream message id, unique per stored event: `{aggregate_type}:{aggregate_id}:{sequence}`.
+    #[must_use]
+    pub fn message_id(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.aggregate_type, self.aggregate_id, self.sequence
+        )
+    }
+
+    /// The domain event, typed.
+    ///
+    /// # Errors
+    /// When the payload is not an event of type `E` (a poison message for that consumer).
+    pub fn decode<E: DeserializeOwned>(&self) -> Result<E, serde_json::Error> {
+        E::deserialize(&self.payload)
+    }
+
+    /// The correlation id (the order id for an order's whole journey), if the command set one.
+    #[must_use]
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.metadata.get("correlation_id").map(String::as_str)
+    }
+}

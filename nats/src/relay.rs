@@ -1,0 +1,234 @@
+//! The outbox relay: moves committed events from the outbox table to JetStream.
+//!
+//! One relay is active per service database (held with `pg_try_advisory_lock` on a dedicated
+//! connection; other replicas wait as standbys). It takes unpublished rows in outbox order with
+//! `FOR UPDATE SKIP LOCKED`, publishes each with `Nats-Msg-Id` = `{aggregate}:{id}:{sequence}`,
+//! awaits every publish ack, then marks the rows published in the same transaction. A crash
+//! anywhere in between leaves the rows unpublished: they are sent again, and JetStream drops
+//! the duplicates by message id. It wakes on the trigger's `NOTIFY` and polls as a fallback.
+//!
+//! Per-aggregate order holds because two events of one aggregate are never in flight in two
+//! transactions at once (postgres-es's primary key on the sequence forbids it), and one relay
+//! publishes in outbox order.
+
+use std::time::Duration;
+
+use async_nats::jetstream::message::PublishMessage;
+use std::future::IntoFuture;
+use chrono::{DateTime, Utc};
+use futures::future::try_join_all;
+use sqlx::postgres::{PgListener, PgRow};
+use sqlx::{Connection, PgConnection, PgPool, Row};
+use tokio::sync::watch;
+
+use crate::namespace::event_subject;
+use crate::{Bus, EventEnvelope};
+
+const RELAY_LOCK: i64 = 7_163_402_020;
+const BATCH: i64 = 256;
+const POLL: Duration = Duration::from_millis(500);
+/// Published rows are kept this long, so an operator can republish them after a NATS disaster
+/// (JetStream acknowledges before it fsyncs by default).
+const RETENTION: &str = "7 days";
+
+/// Publishes one service's outbox to its stream.
+pub struct OutboxRelay {
+    pool: PgPool,
+    bus: Bus,
+    service: &'static str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RelayError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("publish: {0}")]
+    Publish(String),
+}
+
+impl OutboxRelay {
+    #[must_use]
+    pub fn new(pool: PgPool, bus: Bus, service: &'static str) -> Self {
+        Self { pool, bus, service }
+    }
+
+    /// Runs until `shutdown` turns true, surviving database and NATS outages.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Backoff::default();
+        while !*shutdown.borrow() {
+            match self.hold_lock_and_relay(&mut shutdown).await {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::warn!(service = self.service, %error, "outbox relay interrupted; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff.next()) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the relay lock (or waits as a standby) and relays until shutdown or an error.
+    async fn hold_lock_and_relay(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), RelayError> {
+        // A dedicated connection: the advisory lock lives as long as this session, and closing
+        // it (even by a crash) releases the lock for a standby replica.
+        let mut conn = PgConnection::connect_with(&self.pool.connect_options()).await?;
+        loop {
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(RELAY_LOCK)
+                .fetch_one(&mut conn)
+                .await?;
+            if locked {
+                break;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+        tracing::info!(service = self.service, "outbox relay active");
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen("brigade_outbox").await?;
+        self.bus.ensure_stream(self.service).await.map_err(|e| RelayError::Publish(e.to_string()))?;
+        let mut last_cleanup = tokio::time::Instant::now();
+        let mut backoff = Backoff::default();
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            match self.publish_batch(&mut conn).await {
+                Ok(n) => {
+                    backoff.reset();
+                    if n == BATCH as usize {
+                        continue;
+                    }
+                }
+                Err(RelayError::Publish(error)) => {
+                    tracing::warn!(service = self.service, %error, "publishing to NATS failed; will retry");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff.next()) => {}
+                        _ = shutdown.changed() => return Ok(()),
+                    }
+                    continue;
+                }
+                Err(error) => return Err(error),
+            }
+            if last_cleanup.elapsed() > Duration::from_secs(600) {
+                sqlx::query(&format!(
+                    "DELETE FROM outbox WHERE published_at < now() - interval '{RETENTION}'"
+                ))
+                .execute(&mut conn)
+                .await?;
+                last_cleanup = tokio::time::Instant::now();
+            }
+            tokio::select! {
+                notification = listener.recv() => { notification?; }
+                () = tokio::time::sleep(POLL) => {}
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+
+    /// Publishes up to one batch of pending rows; returns how many.
+    async fn publish_batch(&self, conn: &mut PgConnection) -> Result<usize, RelayError> {
+        let mut tx = conn.begin().await?;
+        let rows = sqlx::query(
+            "SELECT id, event_id, aggregate_type, aggregate_id, sequence, event_type,
+                    event_version, payload, metadata, recorded_at
+             FROM outbox WHERE published_at IS NULL
+             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut acks = Vec::with_capacity(rows.len());
+        for row in &rows {
+            ids.push(row.try_get::<i64, _>("id")?);
+            let envelope = envelope_of(row)?;
+            let subject = self.bus.namespace.subject(&event_subject(
+                self.service,
+                &envelope.aggregate_type,
+                &envelope.event_type,
+            ));
+            let publish = publication(&envelope)?;
+            let ack = self
+                .bus
+                .jetstream
+                .send_publish(subject, publish)
+                .await
+                .map_err(|e| RelayError::Publish(e.to_string()))?;
+            acks.push(ack.into_future());
+        }
+        // Every ack, or none of the rows is marked: a row marked published is one NATS stored.
+        try_join_all(acks)
+            .await
+            .map_err(|e| RelayError::Publish(e.to_string()))?;
+        sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(rows.len())
+    }
+}
+
+/// Reads one outbox (or events) row into an envelope.
+pub(crate) fn envelope_of(row: &PgRow) -> Result<EventEnvelope, sqlx::Error> {
+    let metadata: serde_json::Value = row.try_get("metadata")?;
+    Ok(EventEnvelope {
+        event_id: row.try_get("event_id")?,
+        aggregate_type: row.try_get("aggregate_type")?,
+        aggregate_id: row.try_get("aggregate_id")?,
+        sequence: row.try_get("sequence")?,
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        payload: row.try_get("payload")?,
+        metadata: serde_json::from_value(metadata).unwrap_or_default(),
+        recorded_at: row.try_get::<DateTime<Utc>, _>("recorded_at")?,
+    })
+}
+
+/// The JetStream publication of one envelope, with the headers consumers route on.
+pub(crate) fn publication(envelope: &EventEnvelope) -> Result<PublishMessage, RelayError> {
+    let body = serde_json::to_vec(envelope).map_err(|e| RelayError::Publish(e.to_string()))?;
+    Ok(PublishMessage::build()
+        .payload(body.into())
+        .message_id(envelope.message_id())
+        .header(crate::consumer::AGGREGATE_ID_HEADER, envelope.aggregate_id.as_str()))
+}
+
+/// A growing delay with jitter, capped, for reconnect loops.
+#[derive(Debug, Default)]
+pub(crate) struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    pub(crate) fn next(&mut self) -> Duration {
+        self.attempt = self.attempt.saturating_add(1);
+        delay_for_attempt(self.attempt, Duration::from_millis(100), Duration::from_secs(5))
+    }
+
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+/// `base × 2^(attempt-1)`, capped, with up to 25% jitter so that retries don't march in step.
+pub(crate) fn delay_for_attempt(attempt: u32, base: Duration, cap: Duration) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let capped = exp.min(cap);
+    let nanos = u64::try_from(capped.as_nanos()).unwrap_or(u64::MAX);
+    let jitter = nanos / 4 * u64::from(rand_percent()) / 100;
+    Duration::from_nanos(nanos.saturating_sub(jitter))
+}
+
+fn rand_percent() -> u8 {
+    // Sub-second clock noise is jitter enough here and needs no random number generator.
+    u8::try_from(Utc::now().timestamp_subsec_nanos() % 100).unwrap_or(0)
+}

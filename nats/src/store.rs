@@ -1,0 +1,71 @@
+//! The event store of each service: cqrs-es over postgres-es, the pure event store only.
+//!
+//! cqrs-es 0.5's snapshot and aggregate stores apply events twice on commit (the event sink
+//! applies them, then the snapshot update applies them again), so Brigade rebuilds every
+//! aggregate from its events. Its in-process queries run after the commit and would miss an
+//! event on a crash in between: read models are fed from the bus instead (see `projections`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, AggregateError, EventStore as _};
+use postgres_es::{postgres_cqrs, PostgresCqrs, PostgresEventRepository};
+use sqlx::PgPool;
+
+/// The command side of one aggregate type: `execute` loads, decides, and commits.
+pub type EventStore<A> = Arc<PostgresCqrs<A>>;
+
+/// An event store for aggregate `A` on the service's pool.
+#[must_use]
+pub fn event_store<A: Aggregate>(pool: PgPool, services: A::Services) -> EventStore<A> {
+    Arc::new(postgres_cqrs(pool, vec![], services))
+}
+
+/// The current state of one aggregate, rebuilt from its events (the default state when it has none).
+///
+/// # Errors
+/// A database or deserialization error.
+pub async fn load<A: Aggregate>(pool: &PgPool, id: &str) -> Result<A, AggregateError<A::Error>> {
+    let store: PersistedEventStore<PostgresEventRepository, A> =
+        PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone()));
+    let context = store.load_aggregate(id).await?;
+    Ok(context.aggregate)
+}
+
+/// The metadata stored with every event of one command: who did it, and which journey and
+/// which cause it belongs to, so an audit can tell the whole story of an order.
+#[derive(Debug, Clone, Default)]
+pub struct CommandMetadata {
+    values: HashMap<String, String>,
+}
+
+impl CommandMetadata {
+    /// Metadata naming the actor, as JSON (`{"kind":"user","accountId":…,"role":"chef"}`).
+    #[must_use]
+    pub fn by(actor_json: String) -> Self {
+        let mut values = HashMap::new();
+        values.insert("actor".to_owned(), actor_json);
+        Self { values }
+    }
+
+    /// The journey this command belongs to: the order id, for everything an order causes.
+    #[must_use]
+    pub fn correlation(mut self, id: impl Into<String>) -> Self {
+        self.values.insert("correlation_id".to_owned(), id.into());
+        self
+    }
+
+    /// What caused this command: the id of an HTTP request or of the event that triggered it.
+    #[must_use]
+    pub fn causation(mut self, id: impl Into<String>) -> Self {
+        self.values.insert("causation_id".to_owned(), id.into());
+        self
+    }
+
+    /// The map cqrs-es stores beside each event.
+    #[must_use]
+    pub fn into_map(self) -> HashMap<String, String> {
+        self.values
+    }
+}

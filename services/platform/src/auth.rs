@@ -1,0 +1,1 @@
+//! The auth guard: verifies access tokens locally and checks roles per endpoint.

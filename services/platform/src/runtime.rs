@@ -1,0 +1,208 @@
+//! Start-up of one service, the same for all four: open (create, migrate) its database,
+//! connect to NATS, run its outbox relay and subscriptions, serve its API, and stop
+//! gracefully on SIGTERM or Ctrl-C (finish in-flight requests and messages).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use brigade_nats::schema::EVENT_STORE;
+use brigade_nats::{Bus, ConsumerRunner, Migration, OutboxRelay, Subscription};
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::middleware::{Cors, Tracing};
+use poem::{EndpointExt, Route, Server};
+use poem_openapi::{OpenApi, OpenApiService};
+use sqlx::PgPool;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{ServiceName, Settings};
+use crate::problem::render_error;
+use crate::system::{count_requests, SystemApi};
+
+/// Largest request body accepted, in bytes: nothing in the API needs more.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// One running service: its database, its bus, its background tasks.
+pub struct Service {
+    pub name: ServiceName,
+    pub settings: Settings,
+    pub pool: PgPool,
+    pub bus: Bus,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Service {
+    /// Opens the service's database (creating and migrating it: the event store first, then
+    /// `migrations`) and connects to NATS (in the background if it is down).
+    ///
+    /// # Errors
+    /// When PostgreSQL is unreachable or a migration fails.
+    pub async fn start(name: ServiceName, settings: Settings, migrations: &[&[Migration]]) -> anyhow::Result<Self> {
+        let mut all: Vec<&[Migration]> = vec![EVENT_STORE];
+        all.extend_from_slice(migrations);
+        let pool = crate::database::open(
+            &settings.database_url,
+            &settings.database_name(name),
+            settings.pool_size,
+            &all,
+        )
+        .await?;
+        let bus = Bus::connect(&settings.nats_url, settings.namespace.clone(), settings.nats_replicas).await?;
+        let (shutdown, _) = watch::channel(false);
+        Ok(Self {
+            name,
+            settings,
+            pool,
+            bus,
+            shutdown,
+            tasks: Vec::new(),
+        })
+    }
+
+    /// Starts the outbox relay of this service.
+    pub fn run_relay(&mut self) {
+        let relay = OutboxRelay::new(self.pool.clone(), self.bus.clone(), self.name.as_str());
+        let shutdown = self.shutdown.subscribe();
+        self.tasks.push(tokio::spawn(relay.run(shutdown)));
+    }
+
+    /// Starts one durable subscription.
+    pub fn subscribe(&mut self, subscription: Subscription) {
+        let runner = ConsumerRunner::new(self.pool.clone(), self.bus.clone(), subscription);
+        let shutdown = self.shutdown.subscribe();
+        self.tasks.push(tokio::spawn(runner.run(shutdown)));
+    }
+
+    /// Starts any other background task that should stop with the service.
+    pub fn spawn<F>(&mut self, task: impl FnOnce(watch::Receiver<bool>) -> F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let shutdown = self.shutdown.subscribe();
+        self.tasks.push(tokio::spawn(task(shutdown)));
+    }
+
+    /// A receiver that turns true when the service stops.
+    #[must_use]
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// The address this service listens on.
+    #[must_use]
+    pub fn address(&self) -> SocketAddr {
+        SocketAddr::new(self.settings.host, self.settings.port(self.name))
+    }
+
+    /// Serves `api` (plus the system endpoints, `/docs` and `/openapi.json`) until SIGTERM or
+    /// Ctrl-C, then stops the background tasks after in-flight work.
+    ///
+    /// `data` is attached to every request (the token verifier, shared state).
+    ///
+    /// # Errors
+    /// When the port cannot be bound.
+    pub async fn serve<T, D>(self, api: T, links: Vec<(&'static str, &'static str)>, data: D) -> anyhow::Result<()>
+    where
+        T: OpenApi + 'static,
+        D: Clone + Send + Sync + 'static,
+    {
+        let address = self.address();
+        let system = SystemApi {
+            service: self.name,
+            pool: self.pool.clone(),
+            bus: self.bus.clone(),
+            links,
+        };
+        let app = application(self.name, api, system, &format!("http://{address}"))
+            .data(data);
+        let acceptor = TcpListener::bind(address)
+            .into_acceptor()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
+        let local = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .unwrap_or(address);
+        tracing::info!(service = self.name.as_str(), "listening on http://{local}");
+        println!("{} listening on http://{local}", self.name.as_str());
+        let mut stop = self.shutdown.subscribe();
+        Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                app,
+                async move {
+                    tokio::select! {
+                        () = termination() => {}
+                        _ = stop.changed() => {}
+                    }
+                },
+                Some(Duration::from_secs(10)),
+            )
+            .await?;
+        self.stop().await;
+        Ok(())
+    }
+
+    /// Signals every background task to stop and waits for them.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        self.pool.close().await;
+    }
+}
+
+/// The HTTP application of one service: its API and the system endpoints under one OpenAPI
+/// document, Swagger UI at `/docs`, problem+json for every error.
+pub fn application<T: OpenApi + 'static>(
+    name: ServiceName,
+    api: T,
+    system: SystemApi,
+    server_url: &str,
+) -> impl poem::Endpoint {
+    let service = api_service(name, api, system).server(server_url);
+    let docs = service.swagger_ui();
+    let spec = service.spec_endpoint();
+    Route::new()
+        .nest("/docs", docs)
+        .at("/openapi.json", spec)
+        .nest("/", service)
+        .with(poem::middleware::SizeLimit::new(MAX_BODY_BYTES))
+        .with(Cors::new())
+        .with(Tracing)
+        .around(count_requests)
+        .catch_all_error(render_error)
+}
+
+fn api_service<T: OpenApi>(name: ServiceName, api: T, system: SystemApi) -> OpenApiService<(T, SystemApi), ()> {
+    OpenApiService::new((api, system), name.title(), env!("CARGO_PKG_VERSION"))
+}
+
+/// The OpenAPI document of a service, as committed under `openapi/` and checked for drift.
+#[must_use]
+pub fn openapi_document<T: OpenApi>(name: ServiceName, api: T, system: SystemApi) -> String {
+    api_service(name, api, system).spec()
+}
+
+async fn termination() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

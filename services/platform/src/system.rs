@@ -1,0 +1,213 @@
+//! The endpoints every service answers besides its own API: its home page, liveness,
+//! readiness and Prometheus metrics.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use brigade_nats::Bus;
+use poem::{Endpoint, IntoResponse, Request, Response};
+use poem_openapi::payload::{Html, Json, PlainText};
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use sqlx::PgPool;
+
+use crate::config::ServiceName;
+
+#[derive(Tags)]
+enum SystemTags {
+    /// Home page, health and metrics, the same on every service.
+    System,
+}
+
+/// Health of one dependency.
+#[derive(Debug, Object)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    #[oai(skip_serializing_if_is_none)]
+    pub error: Option<String>,
+}
+
+/// The readiness report.
+#[derive(Debug, Object)]
+pub struct Readiness {
+    pub ready: bool,
+    pub checks: Vec<Check>,
+}
+
+#[derive(ApiResponse)]
+enum ReadyResponse {
+    /// Database and NATS reachable, migrations done: send traffic.
+    #[oai(status = 200)]
+    Ready(Json<Readiness>),
+    /// A dependency is down: send traffic elsewhere.
+    #[oai(status = 503)]
+    NotReady(Json<Readiness>),
+}
+
+/// Home page, health and metrics of one service.
+pub struct SystemApi {
+    pub service: ServiceName,
+    pub pool: PgPool,
+    pub bus: Bus,
+    pub links: Vec<(&'static str, &'static str)>,
+}
+
+#[OpenApi(tag = "SystemTags::System")]
+impl SystemApi {
+    /// The service's home page: name, version, health and links.
+    #[oai(path = "/", method = "get")]
+    async fn home(&self) -> Html<String> {
+        let ready = self.readiness().await;
+        Html(home_page(self.service, &ready, &self.links))
+    }
+
+    /// Liveness: the process answers.
+    #[oai(path = "/health/live", method = "get")]
+    async fn live(&self) -> PlainText<&'static str> {
+        PlainText("ok")
+    }
+
+    /// Readiness: the database and NATS answer.
+    #[oai(path = "/health/ready", method = "get")]
+    async fn ready(&self) -> ReadyResponse {
+        let readiness = self.readiness().await;
+        if readiness.ready {
+            ReadyResponse::Ready(Json(readiness))
+        } else {
+            ReadyResponse::NotReady(Json(readiness))
+        }
+    }
+
+    /// Prometheus metrics: requests, outbox backlog, consumers, dead letters.
+    #[oai(path = "/metrics", method = "get")]
+    async fn metrics(&self) -> PlainText<String> {
+        PlainText(self.render_metrics().await)
+    }
+}
+
+impl SystemApi {
+    async fn readiness(&self) -> Readiness {
+        let database = tokio::time::timeout(
+            Duration::from_secs(2),
+            sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&self.pool),
+        )
+        .await;
+        let database = match database {
+            Ok(Ok(_)) => Check { name: "postgresql".into(), ok: true, error: None },
+            Ok(Err(e)) => Check { name: "postgresql".into(), ok: false, error: Some(e.to_string()) },
+            Err(_) => Check { name: "postgresql".into(), ok: false, error: Some("timed out".into()) },
+        };
+        let nats = Check {
+            name: "nats".into(),
+            ok: self.bus.is_connected(),
+            error: (!self.bus.is_connected()).then(|| "not connected".to_owned()),
+        };
+        Readiness {
+            ready: database.ok && nats.ok,
+            checks: vec![database, nats],
+        }
+    }
+
+    async fn render_metrics(&self) -> String {
+        let mut out = String::new();
+        let service = self.service.as_str();
+        let _ = writeln!(out, "# TYPE brigade_http_requests_total counter");
+        let _ = writeln!(out, "# TYPE brigade_http_request_seconds_sum counter");
+        for ((method, status), (count, seconds)) in http_counters() {
+            let _ = writeln!(out, "brigade_http_requests_total{{service=\"{service}\",method=\"{method}\",status=\"{status}\"}} {count}");
+            let _ = writeln!(out, "brigade_http_request_seconds_sum{{service=\"{service}\",method=\"{method}\",status=\"{status}\"}} {seconds:.6}");
+        }
+        let backlog: Option<i64> =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(&self.pool)
+                .await
+                .ok();
+        if let Some(backlog) = backlog {
+            let _ = writeln!(out, "# TYPE brigade_outbox_backlog gauge");
+            let _ = writeln!(out, "brigade_outbox_backlog{{service=\"{service}\"}} {backlog}");
+        }
+        if let Ok(open) = brigade_nats::dead_letters::count_open(&self.pool).await {
+            let _ = writeln!(out, "# TYPE brigade_dead_letters gauge");
+            let _ = writeln!(out, "brigade_dead_letters{{service=\"{service}\"}} {open}");
+        }
+        let _ = writeln!(out, "# TYPE brigade_consumer_messages_total counter");
+        for (consumer, stats) in brigade_nats::consumer::all_stats() {
+            for (outcome, value) in [
+                ("applied", &stats.applied),
+                ("duplicate", &stats.duplicates),
+                ("out_of_order", &stats.out_of_order),
+                ("retried", &stats.retries),
+                ("parked", &stats.parked),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "brigade_consumer_messages_total{{service=\"{service}\",consumer=\"{consumer}\",outcome=\"{outcome}\"}} {}",
+                    value.load(Ordering::Relaxed)
+                );
+            }
+        }
+        out
+    }
+}
+
+fn home_page(service: ServiceName, readiness: &Readiness, links: &[(&str, &str)]) -> String {
+    let status = if readiness.ready { "ready" } else { "degraded" };
+    let checks: String = readiness
+        .checks
+        .iter()
+        .map(|c| {
+            format!(
+                "<li>{}: <strong>{}</strong></li>",
+                c.name,
+                if c.ok { "ok" } else { "down" }
+            )
+        })
+        .collect();
+    let links: String = links
+        .iter()
+        .chain([("/docs", "API documentation (Swagger UI)"), ("/openapi.json", "OpenAPI document"), ("/health/ready", "Readiness"), ("/metrics", "Metrics")].iter())
+        .map(|(href, label)| format!("<li><a href=\"{href}\">{label}</a></li>"))
+        .collect();
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>{title}</title><style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}}\
+h1{{margin-bottom:0}}.s{{color:{color}}}</style></head><body>\
+<h1>{title}</h1><p>version {version} · <span class=\"s\">{status}</span></p>\
+<h2>Health</h2><ul>{checks}</ul><h2>Links</h2><ul>{links}</ul></body></html>",
+        title = service.title(),
+        version = env!("CARGO_PKG_VERSION"),
+        color = if readiness.ready { "#16794a" } else { "#b3261e" },
+    )
+}
+
+type Counters = BTreeMap<(String, u16), (u64, f64)>;
+
+fn counters() -> &'static Mutex<Counters> {
+    static COUNTERS: OnceLock<Mutex<Counters>> = OnceLock::new();
+    COUNTERS.get_or_init(Default::default)
+}
+
+fn http_counters() -> Counters {
+    counters().lock().map(|c| c.clone()).unwrap_or_default()
+}
+
+/// Middleware counting requests and their durations by method and status.
+pub async fn count_requests<E: Endpoint>(next: E, request: Request) -> poem::Result<Response> {
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let result = next.call(request).await.map(IntoResponse::into_response);
+    let status = match &result {
+        Ok(response) => response.status().as_u16(),
+        Err(error) => error.status().as_u16(),
+    };
+    if let Ok(mut counters) = counters().lock() {
+        let entry = counters.entry((method, status)).or_default();
+        entry.0 += 1;
+        entry.1 += started.elapsed().as_secs_f64();
+    }
+    result
+}
