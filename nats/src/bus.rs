@@ -41,7 +41,11 @@ impl Bus {
     ///
     /// # Errors
     /// When the URL or options are invalid.
-    pub async fn connect(url: &str, namespace: Namespace, replicas: usize) -> Result<Self, BusError> {
+    pub async fn connect(
+        url: &str,
+        namespace: Namespace,
+        replicas: usize,
+    ) -> Result<Self, BusError> {
         let client = async_nats::ConnectOptions::new()
             .name("brigade")
             .retry_on_initial_connect()

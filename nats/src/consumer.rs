@@ -72,7 +72,11 @@ impl From<sqlx::Error> for HandlerError {
 pub trait EventHandler: Send + Sync {
     /// Applies one event. `tx` is the transaction that will also advance the checkpoint:
     /// read-model writes made through it are committed exactly once with it.
-    async fn handle(&self, event: &ReceivedEvent, tx: &mut PgConnection) -> Result<(), HandlerError>;
+    async fn handle(
+        &self,
+        event: &ReceivedEvent,
+        tx: &mut PgConnection,
+    ) -> Result<(), HandlerError>;
 }
 
 /// One durable subscription of a service to the aggregates of another service's stream
@@ -337,7 +341,13 @@ impl Inner {
 
     /// Parks a message and acknowledges it for good; if the database is down too, `nak`s it
     /// so that it is parked (or applied) later.
-    async fn park(&self, message: &Message, envelope: Option<&EventEnvelope>, reason: &str, delivered: i64) {
+    async fn park(
+        &self,
+        message: &Message,
+        envelope: Option<&EventEnvelope>,
+        reason: &str,
+        delivered: i64,
+    ) {
         tracing::error!(consumer = %self.subscription.name, subject = %message.subject, %reason, "parking message in dead letters");
         let parked = dead_letters::park(
             &self.pool,
@@ -422,7 +432,10 @@ fn lane_of(message: &Message, lanes: usize) -> usize {
         .headers
         .as_ref()
         .and_then(|headers| headers.get(AGGREGATE_ID_HEADER))
-        .map_or_else(|| message.subject.to_string(), |value| value.as_str().to_owned());
+        .map_or_else(
+            || message.subject.to_string(),
+            |value| value.as_str().to_owned(),
+        );
     let mut hasher = DefaultHasher::new();
     key.hash(&mut hasher);
     usize::try_from(hasher.finish() % lanes as u64).unwrap_or(0)

@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{FromRow, PgPool};
 
-use crate::consumer::{advance_checkpoint, lock_checkpoint, EventHandler, HandlerError, ReceivedEvent};
+use crate::consumer::{
+    advance_checkpoint, lock_checkpoint, EventHandler, HandlerError, ReceivedEvent,
+};
 use crate::EventEnvelope;
 
 /// One parked message.

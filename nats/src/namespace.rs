@@ -31,7 +31,11 @@ impl Namespace {
     pub fn stream(&self, service: &str) -> String {
         match &self.0 {
             None => service.to_ascii_uppercase(),
-            Some(p) => format!("{}_{}", p.to_ascii_uppercase(), service.to_ascii_uppercase()),
+            Some(p) => format!(
+                "{}_{}",
+                p.to_ascii_uppercase(),
+                service.to_ascii_uppercase()
+            ),
         }
     }
 
@@ -108,7 +112,10 @@ mod tests {
         let ns = Namespace::new(Some("T42")).expect("valid");
         assert_eq!(ns.stream("orders"), "T42_ORDERS");
         assert_eq!(ns.subject("orders.>"), "t42.orders.>");
-        assert_eq!(Namespace::new(Some("")).expect("valid"), Namespace::default());
+        assert_eq!(
+            Namespace::new(Some("")).expect("valid"),
+            Namespace::default()
+        );
         assert!(Namespace::new(Some("a.b")).is_err());
     }
 }

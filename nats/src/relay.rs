@@ -14,11 +14,11 @@
 use std::time::Duration;
 
 use async_nats::jetstream::message::PublishMessage;
-use std::future::IntoFuture;
 use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
 use sqlx::postgres::{PgListener, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Row};
+use std::future::IntoFuture;
 use tokio::sync::watch;
 
 use crate::namespace::event_subject;
@@ -70,7 +70,10 @@ impl OutboxRelay {
     }
 
     /// Takes the relay lock (or waits as a standby) and relays until shutdown or an error.
-    async fn hold_lock_and_relay(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), RelayError> {
+    async fn hold_lock_and_relay(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), RelayError> {
         // A dedicated connection: the advisory lock lives as long as this session, and closing
         // it (even by a crash) releases the lock for a standby replica.
         let mut conn = PgConnection::connect_with(&self.pool.connect_options()).await?;
@@ -90,7 +93,10 @@ impl OutboxRelay {
         tracing::info!(service = self.service, "outbox relay active");
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen("brigade_outbox").await?;
-        self.bus.ensure_stream(self.service).await.map_err(|e| RelayError::Publish(e.to_string()))?;
+        self.bus
+            .ensure_stream(self.service)
+            .await
+            .map_err(|e| RelayError::Publish(e.to_string()))?;
         let mut last_cleanup = tokio::time::Instant::now();
         let mut backoff = Backoff::default();
         loop {
@@ -199,7 +205,10 @@ pub(crate) fn publication(envelope: &EventEnvelope) -> Result<PublishMessage, Re
     Ok(PublishMessage::build()
         .payload(body.into())
         .message_id(envelope.message_id())
-        .header(crate::consumer::AGGREGATE_ID_HEADER, envelope.aggregate_id.as_str()))
+        .header(
+            crate::consumer::AGGREGATE_ID_HEADER,
+            envelope.aggregate_id.as_str(),
+        ))
 }
 
 /// A growing delay with jitter, capped, for reconnect loops.
@@ -211,7 +220,11 @@ pub(crate) struct Backoff {
 impl Backoff {
     pub(crate) fn next(&mut self) -> Duration {
         self.attempt = self.attempt.saturating_add(1);
-        delay_for_attempt(self.attempt, Duration::from_millis(100), Duration::from_secs(5))
+        delay_for_attempt(
+            self.attempt,
+            Duration::from_millis(100),
+            Duration::from_secs(5),
+        )
     }
 
     fn reset(&mut self) {

@@ -21,11 +21,14 @@ pub struct Migration {
 /// # Errors
 /// Any database error; a failing migration rolls back whole.
 pub async fn migrate(pool: &PgPool, migrations: &[Migration]) -> Result<(), sqlx::Error> {
+    // Owned copies: holding a borrowed slice across the awaits below makes the future
+    // not `Send` (a higher-ranked lifetime limitation of async fns with sqlx executors).
+    let migrations: Vec<Migration> = migrations.to_vec();
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(7163402019)")
         .execute(&mut *tx)
         .await?;
-    sqlx::raw_sql(
+    sqlx::query(
         "CREATE TABLE IF NOT EXISTS brigade_migrations (
             name text PRIMARY KEY,
             applied_at timestamptz NOT NULL DEFAULT now())",
@@ -41,7 +44,7 @@ pub async fn migrate(pool: &PgPool, migrations: &[Migration]) -> Result<(), sqlx
         if done.is_some() {
             continue;
         }
-        sqlx::raw_sql(migration.sql).execute(&mut *tx).await?;
+        sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(migration.sql)).await?;
         sqlx::query("INSERT INTO brigade_migrations (name) VALUES ($1)")
             .bind(migration.name)
             .execute(&mut *tx)
@@ -147,3 +150,12 @@ CREATE TABLE processed_messages (
 );
 ",
 }];
+
+#[cfg(test)]
+mod send_check {
+    fn is_send<T: Send>(_: T) {}
+    #[allow(dead_code)]
+    fn migrate_is_send(pool: &sqlx::PgPool) {
+        is_send(super::migrate(pool, super::EVENT_STORE));
+    }
+}

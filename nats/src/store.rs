@@ -22,15 +22,28 @@ pub fn event_store<A: Aggregate>(pool: PgPool, services: A::Services) -> EventSt
     Arc::new(postgres_cqrs(pool, vec![], services))
 }
 
+/// One aggregate's current state and the sequence of its last event (0: no events).
+#[derive(Debug)]
+pub struct Loaded<A> {
+    pub aggregate: A,
+    pub version: i64,
+}
+
 /// The current state of one aggregate, rebuilt from its events (the default state when it has none).
 ///
 /// # Errors
 /// A database or deserialization error.
-pub async fn load<A: Aggregate>(pool: &PgPool, id: &str) -> Result<A, AggregateError<A::Error>> {
+pub async fn load<A: Aggregate>(
+    pool: &PgPool,
+    id: &str,
+) -> Result<Loaded<A>, AggregateError<A::Error>> {
     let store: PersistedEventStore<PostgresEventRepository, A> =
         PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone()));
     let context = store.load_aggregate(id).await?;
-    Ok(context.aggregate)
+    Ok(Loaded {
+        aggregate: context.aggregate,
+        version: i64::try_from(context.current_sequence).unwrap_or(i64::MAX),
+    })
 }
 
 /// The metadata stored with every event of one command: who did it, and which journey and
@@ -68,4 +81,38 @@ impl CommandMetadata {
     pub fn into_map(self) -> HashMap<String, String> {
         self.values
     }
+}
+
+/// How a subscription reports a failed command: a refused command will be refused again
+/// (park it), a conflict or a database fault may pass next time (retry).
+pub fn handler_error<E: std::fmt::Display + std::error::Error>(
+    error: AggregateError<E>,
+) -> crate::HandlerError {
+    match error {
+        AggregateError::UserError(e) => crate::HandlerError::Permanent(format!("refused: {e}")),
+        AggregateError::AggregateConflict => {
+            crate::HandlerError::Transient("concurrent change to the aggregate".to_owned())
+        }
+        AggregateError::DatabaseConnectionError(e) => {
+            crate::HandlerError::Transient(format!("database: {e}"))
+        }
+        AggregateError::DeserializationError(e) => {
+            crate::HandlerError::Permanent(format!("stored events cannot be read: {e}"))
+        }
+        AggregateError::UnexpectedError(e) => {
+            crate::HandlerError::Transient(format!("unexpected: {e}"))
+        }
+    }
+}
+
+/// Metadata of a command issued by the system in reaction to an event: same journey, caused by
+/// that event.
+#[must_use]
+pub fn caused_by(envelope: &crate::EventEnvelope) -> CommandMetadata {
+    let correlation = envelope
+        .correlation_id()
+        .map_or_else(|| envelope.aggregate_id.clone(), ToOwned::to_owned);
+    CommandMetadata::by(r#"{"kind":"system"}"#.to_owned())
+        .correlation(correlation)
+        .causation(envelope.message_id())
 }

@@ -59,7 +59,9 @@ impl std::str::FromStr for ServiceName {
         Self::ALL
             .into_iter()
             .find(|service| service.as_str() == s)
-            .ok_or_else(|| format!("unknown service {s:?}: expected identity, orders, kitchen or delivery"))
+            .ok_or_else(|| {
+                format!("unknown service {s:?}: expected identity, orders, kitchen or delivery")
+            })
     }
 }
 
@@ -129,7 +131,9 @@ impl Settings {
         }
         if let Some(v) = lookup("BRIGADE_DATABASE_PREFIX") {
             if !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("BRIGADE_DATABASE_PREFIX={v:?}: only letters, digits and '_'"));
+                return Err(format!(
+                    "BRIGADE_DATABASE_PREFIX={v:?}: only letters, digits and '_'"
+                ));
             }
             settings.database_prefix = v.to_ascii_lowercase();
         }
@@ -157,7 +161,8 @@ impl Settings {
         if let Some(v) = lookup("BRIGADE_TOKEN_AUDIENCE") {
             settings.token_audience = v;
         }
-        settings.first_manager = lookup("BRIGADE_MANAGER_EMAIL").zip(lookup("BRIGADE_MANAGER_PASSWORD"));
+        settings.first_manager =
+            lookup("BRIGADE_MANAGER_EMAIL").zip(lookup("BRIGADE_MANAGER_PASSWORD"));
         if let Some(v) = lookup("BRIGADE_DATABASE_POOL") {
             settings.pool_size = parse("BRIGADE_DATABASE_POOL", &v)?;
         }

@@ -17,11 +17,14 @@ pub async fn open(
     pool_size: u32,
     migrations: &[&[Migration]],
 ) -> anyhow::Result<PgPool> {
-    let server: PgConnectOptions = server_url
-        .parse()
-        .map_err(|e| anyhow::anyhow!("BRIGADE_DATABASE_URL {server_url:?} is not a PostgreSQL URL: {e}"))?;
+    let server: PgConnectOptions = server_url.parse().map_err(|e| {
+        anyhow::anyhow!("BRIGADE_DATABASE_URL {server_url:?} is not a PostgreSQL URL: {e}")
+    })?;
     create_if_missing(&server, database).await?;
-    let options = server.clone().database(database).log_statements(tracing::log::LevelFilter::Trace);
+    let options = server
+        .clone()
+        .database(database)
+        .log_statements(tracing::log::LevelFilter::Trace);
     let pool = PgPoolOptions::new()
         .max_connections(pool_size)
         .acquire_timeout(Duration::from_secs(5))

@@ -10,6 +10,7 @@ pub mod problem;
 pub mod runtime;
 pub mod system;
 pub mod telemetry;
+pub mod testing;
 
 pub use config::{ServiceName, Settings};
 pub use problem::{Problem, ProblemDetails};

@@ -55,10 +55,7 @@ pub enum Problem {
     Unprocessable(Json<ProblemDetails>),
     /// Too many attempts; retry after the given number of seconds.
     #[oai(status = 429, content_type = "application/problem+json")]
-    TooManyRequests(
-        Json<ProblemDetails>,
-        #[oai(header = "Retry-After")] u64,
-    ),
+    TooManyRequests(Json<ProblemDetails>, #[oai(header = "Retry-After")] u64),
     /// Something failed on our side; the request was not applied.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<ProblemDetails>),
@@ -119,13 +116,22 @@ impl Problem {
     /// 429 with `Retry-After`.
     #[must_use]
     pub fn too_many_requests(detail: impl Into<String>, retry_after_secs: u64) -> Self {
-        let details = details(StatusCode::TOO_MANY_REQUESTS, "too-many-requests", detail.into(), None);
+        let details = details(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-requests",
+            detail.into(),
+            None,
+        );
         Self::TooManyRequests(Json(details), retry_after_secs.max(1))
     }
     /// A 503 saying which dependency is missing.
     #[must_use]
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "service-unavailable", detail)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service-unavailable",
+            detail,
+        )
     }
     /// A 500 whose cause is logged, not shown.
     #[must_use]
@@ -169,7 +175,12 @@ impl Problem {
     }
 }
 
-fn details(status: StatusCode, code: &str, detail: String, field: Option<String>) -> ProblemDetails {
+fn details(
+    status: StatusCode,
+    code: &str,
+    detail: String,
+    field: Option<String>,
+) -> ProblemDetails {
     ProblemDetails {
         kind: format!("{TYPE_BASE}{code}"),
         title: status.canonical_reason().unwrap_or("Error").to_owned(),
@@ -184,6 +195,15 @@ fn details(status: StatusCode, code: &str, detail: String, field: Option<String>
 pub async fn render_error(error: poem::Error) -> Response {
     let status = error.status();
     let message = error.to_string();
+    // A problem an endpoint or the auth guard answered with is already in shape: keep it.
+    let response = error.into_response();
+    let is_problem = response
+        .headers()
+        .get(poem::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem {
+        return response;
+    }
     let (code, field) = match status.as_u16() {
         400 => ("invalid-request", field_of(&message)),
         401 => ("unauthorized", None),
@@ -218,6 +238,36 @@ fn field_of(message: &str) -> Option<String> {
     let rest = &message[start..];
     let end = rest.find('"')?;
     let field = &rest[..end];
-    (!field.is_empty() && field.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.'))
-        .then(|| field.to_owned())
+    (!field.is_empty()
+        && field
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '.'))
+    .then(|| field.to_owned())
+}
+
+/// Maps a failed command to a problem: the aggregate's own refusal through `refused`, a
+/// concurrent change to 409 (the client may retry), an unreachable database to 503.
+pub fn command_problem<E: std::error::Error>(
+    error: cqrs_es::AggregateError<E>,
+    refused: impl FnOnce(E) -> Problem,
+) -> Problem {
+    match error {
+        cqrs_es::AggregateError::UserError(e) => refused(e),
+        cqrs_es::AggregateError::AggregateConflict => Problem::conflict(
+            "concurrent-modification",
+            "someone else changed this at the same moment; nothing was applied, try again",
+        ),
+        cqrs_es::AggregateError::DatabaseConnectionError(e) => {
+            tracing::warn!(error = %e, "database unavailable");
+            Problem::unavailable("the database is unavailable; nothing was applied, try again")
+        }
+        other => Problem::internal(&other),
+    }
+}
+
+/// Maps a failed read to a problem: the database is unavailable.
+#[must_use]
+pub fn read_problem(error: &sqlx::Error) -> Problem {
+    tracing::warn!(%error, "read failed");
+    Problem::unavailable("the database is unavailable; try again")
 }

@@ -38,7 +38,11 @@ impl Service {
     ///
     /// # Errors
     /// When PostgreSQL is unreachable or a migration fails.
-    pub async fn start(name: ServiceName, settings: Settings, migrations: &[&[Migration]]) -> anyhow::Result<Self> {
+    pub async fn start(
+        name: ServiceName,
+        settings: Settings,
+        migrations: &[&[Migration]],
+    ) -> anyhow::Result<Self> {
         let mut all: Vec<&[Migration]> = vec![EVENT_STORE];
         all.extend_from_slice(migrations);
         let pool = crate::database::open(
@@ -48,7 +52,12 @@ impl Service {
             &all,
         )
         .await?;
-        let bus = Bus::connect(&settings.nats_url, settings.namespace.clone(), settings.nats_replicas).await?;
+        let bus = Bus::connect(
+            &settings.nats_url,
+            settings.namespace.clone(),
+            settings.nats_replicas,
+        )
+        .await?;
         let (shutdown, _) = watch::channel(false);
         Ok(Self {
             name,
@@ -102,7 +111,12 @@ impl Service {
     ///
     /// # Errors
     /// When the port cannot be bound.
-    pub async fn serve<T, D>(self, api: T, links: Vec<(&'static str, &'static str)>, data: D) -> anyhow::Result<()>
+    pub async fn serve<T, D>(
+        self,
+        api: T,
+        links: Vec<(&'static str, &'static str)>,
+        data: D,
+    ) -> anyhow::Result<()>
     where
         T: OpenApi + 'static,
         D: Clone + Send + Sync + 'static,
@@ -111,11 +125,10 @@ impl Service {
         let system = SystemApi {
             service: self.name,
             pool: self.pool.clone(),
-            bus: self.bus.clone(),
+            bus: Some(self.bus.clone()),
             links,
         };
-        let app = application(self.name, api, system, &format!("http://{address}"))
-            .data(data);
+        let app = application(self.name, api, system, &format!("http://{address}")).data(data);
         let acceptor = TcpListener::bind(address)
             .into_acceptor()
             .await
@@ -169,21 +182,59 @@ pub fn application<T: OpenApi + 'static>(
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .nest("/", service)
-        .with(poem::middleware::SizeLimit::new(MAX_BODY_BYTES))
+        .around(limit_body)
         .with(Cors::new())
         .with(Tracing)
         .around(count_requests)
         .catch_all_error(render_error)
 }
 
-fn api_service<T: OpenApi>(name: ServiceName, api: T, system: SystemApi) -> OpenApiService<(T, SystemApi), ()> {
+/// Refuses bodies over [`MAX_BODY_BYTES`] with 413, whether announced by `Content-Length` or
+/// streamed in chunks, so no client can make a service buffer more than that. (poem's own
+/// `SizeLimit` also refuses requests without `Content-Length`, such as every plain GET.)
+async fn limit_body<E: poem::Endpoint>(
+    next: E,
+    mut request: poem::Request,
+) -> poem::Result<poem::Response> {
+    let too_large = || poem::Error::from_status(poem::http::StatusCode::PAYLOAD_TOO_LARGE);
+    let announced = request
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    match announced {
+        Some(length) if length > MAX_BODY_BYTES => return Err(too_large()),
+        Some(_) => {}
+        None if request
+            .headers()
+            .contains_key(poem::http::header::TRANSFER_ENCODING) =>
+        {
+            let body = request
+                .take_body()
+                .into_bytes_limit(MAX_BODY_BYTES)
+                .await
+                .map_err(|_| too_large())?;
+            request.set_body(body);
+        }
+        None => {}
+    }
+    next.call(request)
+        .await
+        .map(poem::IntoResponse::into_response)
+}
+
+fn api_service<T: OpenApi>(
+    name: ServiceName,
+    api: T,
+    system: SystemApi,
+) -> OpenApiService<(T, SystemApi), ()> {
     OpenApiService::new((api, system), name.title(), env!("CARGO_PKG_VERSION"))
 }
 
 /// The OpenAPI document of a service, as committed under `openapi/` and checked for drift.
 #[must_use]
-pub fn openapi_document<T: OpenApi>(name: ServiceName, api: T, system: SystemApi) -> String {
-    api_service(name, api, system).spec()
+pub fn openapi_document<T: OpenApi>(name: ServiceName, api: T) -> String {
+    api_service(name, api, SystemApi::described(name)).spec()
 }
 
 async fn termination() {

@@ -51,7 +51,8 @@ enum ReadyResponse {
 pub struct SystemApi {
     pub service: ServiceName,
     pub pool: PgPool,
-    pub bus: Bus,
+    /// `None` when only describing the API (no connection).
+    pub bus: Option<Bus>,
     pub links: Vec<(&'static str, &'static str)>,
 }
 
@@ -89,6 +90,21 @@ impl SystemApi {
 }
 
 impl SystemApi {
+    /// The system endpoints of a service that is only being described (OpenAPI export):
+    /// nothing is connected.
+    ///
+    /// # Panics
+    /// Never: the URL is a constant that parses.
+    #[must_use]
+    pub fn described(service: ServiceName) -> Self {
+        Self {
+            service,
+            pool: lazy_pool(),
+            bus: None,
+            links: Vec::new(),
+        }
+    }
+
     async fn readiness(&self) -> Readiness {
         let database = tokio::time::timeout(
             Duration::from_secs(2),
@@ -96,14 +112,27 @@ impl SystemApi {
         )
         .await;
         let database = match database {
-            Ok(Ok(_)) => Check { name: "postgresql".into(), ok: true, error: None },
-            Ok(Err(e)) => Check { name: "postgresql".into(), ok: false, error: Some(e.to_string()) },
-            Err(_) => Check { name: "postgresql".into(), ok: false, error: Some("timed out".into()) },
+            Ok(Ok(_)) => Check {
+                name: "postgresql".into(),
+                ok: true,
+                error: None,
+            },
+            Ok(Err(e)) => Check {
+                name: "postgresql".into(),
+                ok: false,
+                error: Some(e.to_string()),
+            },
+            Err(_) => Check {
+                name: "postgresql".into(),
+                ok: false,
+                error: Some("timed out".into()),
+            },
         };
+        let connected = self.bus.as_ref().is_some_and(Bus::is_connected);
         let nats = Check {
             name: "nats".into(),
-            ok: self.bus.is_connected(),
-            error: (!self.bus.is_connected()).then(|| "not connected".to_owned()),
+            ok: connected,
+            error: (!connected).then(|| "not connected".to_owned()),
         };
         Readiness {
             ready: database.ok && nats.ok,
@@ -127,7 +156,10 @@ impl SystemApi {
                 .ok();
         if let Some(backlog) = backlog {
             let _ = writeln!(out, "# TYPE brigade_outbox_backlog gauge");
-            let _ = writeln!(out, "brigade_outbox_backlog{{service=\"{service}\"}} {backlog}");
+            let _ = writeln!(
+                out,
+                "brigade_outbox_backlog{{service=\"{service}\"}} {backlog}"
+            );
         }
         if let Ok(open) = brigade_nats::dead_letters::count_open(&self.pool).await {
             let _ = writeln!(out, "# TYPE brigade_dead_letters gauge");
@@ -168,7 +200,15 @@ fn home_page(service: ServiceName, readiness: &Readiness, links: &[(&str, &str)]
         .collect();
     let links: String = links
         .iter()
-        .chain([("/docs", "API documentation (Swagger UI)"), ("/openapi.json", "OpenAPI document"), ("/health/ready", "Readiness"), ("/metrics", "Metrics")].iter())
+        .chain(
+            [
+                ("/docs", "API documentation (Swagger UI)"),
+                ("/openapi.json", "OpenAPI document"),
+                ("/health/ready", "Readiness"),
+                ("/metrics", "Metrics"),
+            ]
+            .iter(),
+        )
         .map(|(href, label)| format!("<li><a href=\"{href}\">{label}</a></li>"))
         .collect();
     format!(
@@ -210,4 +250,15 @@ pub async fn count_requests<E: Endpoint>(next: E, request: Request) -> poem::Res
         entry.1 += started.elapsed().as_secs_f64();
     }
     result
+}
+
+/// A pool that never connects until used: for describing an API without a database.
+///
+/// # Panics
+/// Never: the URL is a constant that parses.
+#[must_use]
+pub fn lazy_pool() -> PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .connect_lazy("postgres://describe@127.0.0.1:1/describe")
+        .expect("a constant URL parses")
 }

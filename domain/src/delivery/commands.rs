@@ -1,0 +1,77 @@
+//! What the delivery context may be asked to do: follow an order's delivery from request to
+//! handover, and manage the couriers.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Vehicle;
+use crate::Address;
+
+/// Commands on a [`Delivery`](super::Delivery) (aggregate id = order id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all_fields = "camelCase")]
+pub enum DeliveryCommand {
+    /// Issued by the delivery service on `OrderPlaced`; idempotent.
+    Request {
+        order_id: Uuid,
+        customer_id: Uuid,
+        address: Address,
+        contact_phone: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// Issued on `TicketReady`: the food waits at the pass; idempotent.
+    MarkReadyForPickup { at: DateTime<Utc> },
+    /// Dispatch or a manager gives the delivery to a courier, replacing any previous one
+    /// until pickup.
+    Assign { courier_id: Uuid, at: DateTime<Utc> },
+    /// The assigned courier collects the food.
+    PickUp { courier_id: Uuid, at: DateTime<Utc> },
+    /// The courier hands the food over.
+    Deliver {
+        courier_id: Uuid,
+        received_by: Option<String>,
+        note: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// The courier cannot deliver (nobody home, accident, ...).
+    Fail {
+        courier_id: Uuid,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// Issued on `OrderCancelled`; idempotent.
+    Cancel { at: DateTime<Utc> },
+}
+
+/// Commands on a [`Courier`](super::Courier) (aggregate id = courier id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all_fields = "camelCase")]
+pub enum CourierCommand {
+    /// A manager hires a courier, optionally linked to the courier's sign-in account.
+    Hire {
+        courier_id: Uuid,
+        account_id: Option<Uuid>,
+        name: String,
+        phone: Option<String>,
+        vehicle: Vehicle,
+        at: DateTime<Utc>,
+    },
+    /// Changes the given fields; `None` leaves a field as it is. A blank `phone` removes it.
+    /// Deactivating a courier on shift also takes them off shift.
+    Update {
+        name: Option<String>,
+        phone: Option<String>,
+        vehicle: Option<Vehicle>,
+        active: Option<bool>,
+        at: DateTime<Utc>,
+    },
+    /// The courier starts or ends a shift.
+    SetShift {
+        on_shift: bool,
+        at: DateTime<Utc>,
+    },
+    Remove {
+        at: DateTime<Utc>,
+    },
+}

@@ -1,0 +1,33 @@
+//! What the kitchen may be asked to do with a ticket: open it (from `OrderPlaced`), cook its
+//! items, bump it, reject it, or close it because the order was cancelled.
+//!
+//! Items are addressed by their 0-based position on the ticket, in the order's line order.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::NewTicketItem;
+
+/// Commands on a [`Ticket`](super::Ticket) (aggregate id = order id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all_fields = "camelCase")]
+pub enum TicketCommand {
+    /// Issued by the kitchen service on `OrderPlaced`; idempotent.
+    Open {
+        order_id: Uuid,
+        placed_at: DateTime<Utc>,
+        items: Vec<NewTicketItem>,
+        at: DateTime<Utc>,
+    },
+    /// A chef starts cooking an item.
+    StartItem { index: usize, at: DateTime<Utc> },
+    /// A chef finishes an item (it may skip "started").
+    ReadyItem { index: usize, at: DateTime<Utc> },
+    /// A chef marks everything left as ready at once.
+    Bump { at: DateTime<Utc> },
+    /// A chef gives up on the order (missing ingredient, ...), before anything is ready.
+    Reject { reason: String, at: DateTime<Utc> },
+    /// Issued by the kitchen service on `OrderCancelled`; idempotent.
+    Cancel { at: DateTime<Utc> },
+}

@@ -1,0 +1,18 @@
+//! Ordering context (the orders service): the menu ([`Dish`]) and customers' orders ([`Order`]).
+//!
+//! An order keeps a snapshot of each dish's name and price when placed, so later menu changes
+//! never alter what a customer agreed to pay. The order's status follows the kitchen and the
+//! delivery through system commands (`Accept`, `StartPreparation`, ...) that are idempotent, so
+//! a redelivered event from another service changes nothing.
+
+mod commands;
+mod dish;
+mod errors;
+mod events;
+mod order;
+
+pub use commands::{DishCommand, OrderCommand};
+pub use dish::Dish;
+pub use errors::{DishError, OrderError};
+pub use events::{DishEvent, OrderEvent};
+pub use order::{Order, OrderLine, OrderStatus, StatusChange};

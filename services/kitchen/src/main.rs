@@ -1,0 +1,9 @@
+//! The kitchen service binary: `brigade-kitchen`, configured from `BRIGADE_*` variables.
+#![forbid(unsafe_code)]
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    brigade_platform::telemetry::init_logging();
+    let settings = brigade_platform::Settings::from_env().map_err(anyhow::Error::msg)?;
+    brigade_kitchen::run(settings).await
+}

@@ -1,0 +1,79 @@
+//! Every event the kitchen consumes, and the command it issues for it.
+//!
+//! | subject | command on the ticket (id = order id) |
+//! |---|---|
+//! | `orders.order.placed` | `Open` — every line becomes a pending item, notes verbatim |
+//! | `orders.order.cancelled` | `Cancel` — the ticket leaves the queue |
+//!
+//! Both commands are idempotent on the ticket, so a redelivered event changes nothing.
+
+use std::sync::Arc;
+
+use brigade_domain::kitchen::{NewTicketItem, Ticket, TicketCommand};
+use brigade_domain::ordering::OrderEvent;
+use brigade_nats::store::{caused_by, handler_error, EventStore};
+use brigade_nats::{EventHandler, HandlerError, ReceivedEvent, Subscription};
+use chrono::Utc;
+use sqlx::PgConnection;
+
+/// The kitchen's subscriptions.
+#[must_use]
+pub fn all(tickets: EventStore<Ticket>) -> Vec<Subscription> {
+    vec![Subscription {
+        name: "kitchen-from-orders".to_owned(),
+        source: "orders",
+        aggregate_types: vec!["order"],
+        handler: Arc::new(FromOrders { tickets }),
+    }]
+}
+
+/// Reacts to the orders service's `order` events.
+pub struct FromOrders {
+    pub tickets: EventStore<Ticket>,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for FromOrders {
+    async fn handle(
+        &self,
+        event: &ReceivedEvent,
+        _tx: &mut PgConnection,
+    ) -> Result<(), HandlerError> {
+        let order_event: OrderEvent = event
+            .envelope
+            .decode()
+            .map_err(|e| HandlerError::Permanent(format!("not an order event: {e}")))?;
+        let at = Utc::now();
+        let command = match order_event {
+            OrderEvent::OrderPlaced {
+                order_id,
+                lines,
+                placed_at,
+                ..
+            } => TicketCommand::Open {
+                order_id,
+                placed_at,
+                items: lines
+                    .into_iter()
+                    .map(|line| NewTicketItem {
+                        dish_id: line.dish_id,
+                        dish_name: line.name,
+                        quantity: line.quantity,
+                        note: line.note,
+                    })
+                    .collect(),
+                at,
+            },
+            OrderEvent::OrderCancelled { .. } => TicketCommand::Cancel { at },
+            _ => return Ok(()),
+        };
+        self.tickets
+            .execute_with_metadata(
+                &event.envelope.aggregate_id,
+                command,
+                caused_by(&event.envelope).into_map(),
+            )
+            .await
+            .map_err(handler_error)
+    }
+}
