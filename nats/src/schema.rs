@@ -150,12 +150,3 @@ CREATE TABLE processed_messages (
 );
 ",
 }];
-
-#[cfg(test)]
-mod send_check {
-    fn is_send<T: Send>(_: T) {}
-    #[allow(dead_code)]
-    fn migrate_is_send(pool: &sqlx::PgPool) {
-        is_send(super::migrate(pool, super::EVENT_STORE));
-    }
-}

@@ -1,0 +1,352 @@
+//! The bus on real PostgreSQL and NATS: the relay publishes what the event store commits, and
+//! consumers apply each event once, in order per aggregate, parking what they cannot apply.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use brigade_nats::schema::EVENT_STORE;
+use brigade_nats::{
+    migrate, Bus, ConsumerRunner, EventEnvelope, EventHandler, HandlerError, Migration, Namespace,
+    OutboxRelay, ReceivedEvent, Subscription,
+};
+use futures::StreamExt;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+const APPLIED: Migration = Migration {
+    name: "test_applied",
+    sql: "CREATE TABLE applied (aggregate_id text, sequence bigint, applied_at timestamptz DEFAULT clock_timestamp())",
+};
+
+struct Fixture {
+    pool: PgPool,
+    bus: Bus,
+    database: String,
+    stop: watch::Sender<bool>,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let tag = Uuid::new_v4().simple().to_string()[..10].to_owned();
+        let database = format!("t{tag}_bus");
+        let admin = PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres")
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE DATABASE \"{database}\""))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let pool = PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{database}"))
+            .await
+            .unwrap();
+        migrate(&pool, EVENT_STORE).await.unwrap();
+        migrate(&pool, &[APPLIED]).await.unwrap();
+        let namespace = Namespace::new(Some(&format!("t{tag}"))).unwrap();
+        let bus = Bus::connect("nats://127.0.0.1:4222", namespace, 1)
+            .await
+            .unwrap();
+        bus.ensure_stream("orders").await.unwrap();
+        Self {
+            pool,
+            bus,
+            database,
+            stop: watch::channel(false).0,
+        }
+    }
+
+    /// Publishes an envelope as the orders relay would (no message id: tests send duplicates on purpose).
+    async fn publish(&self, aggregate_id: &str, sequence: i64) {
+        let envelope = EventEnvelope {
+            event_id: Uuid::new_v4(),
+            aggregate_type: "order".into(),
+            aggregate_id: aggregate_id.into(),
+            sequence,
+            event_type: "OrderPlaced".into(),
+            event_version: "1.0".into(),
+            payload: serde_json::json!({"OrderPlaced": {}}),
+            metadata: Default::default(),
+            recorded_at: chrono::Utc::now(),
+        };
+        self.publish_raw(serde_json::to_vec(&envelope).unwrap())
+            .await;
+    }
+
+    async fn publish_raw(&self, body: Vec<u8>) {
+        let subject = self.bus.namespace.subject("orders.order.placed");
+        self.bus
+            .jetstream
+            .publish(subject, body.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    fn consume(&self, handler: Arc<dyn EventHandler>, max_attempts: i64) {
+        let subscription = Subscription {
+            name: "test-consumer".into(),
+            source: "orders",
+            aggregate_types: vec!["order"],
+            handler,
+        };
+        let runner = ConsumerRunner::new(self.pool.clone(), self.bus.clone(), subscription)
+            .max_attempts(max_attempts);
+        tokio::spawn(runner.run(self.stop.subscribe()));
+    }
+
+    async fn applied(&self, aggregate_id: &str) -> Vec<i64> {
+        sqlx::query_scalar(
+            "SELECT sequence FROM applied WHERE aggregate_id = $1 ORDER BY applied_at",
+        )
+        .bind(aggregate_id)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
+    }
+
+    async fn wait_for(&self, aggregate_id: &str, expected: &[i64]) {
+        for _ in 0..200 {
+            if self.applied(aggregate_id).await.len() >= expected.len() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // A little longer, so that a duplicate applied late would show.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(self.applied(aggregate_id).await, expected);
+    }
+
+    async fn cleanup(self) {
+        let _ = self.stop.send(true);
+        self.pool.close().await;
+        let _ = self
+            .bus
+            .jetstream
+            .delete_stream(self.bus.namespace.stream("orders"))
+            .await;
+        let admin = PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres")
+            .await
+            .unwrap();
+        let _ = sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.database
+        ))
+        .execute(&admin)
+        .await;
+    }
+}
+
+/// Records each event it applies; fails the first `failures` attempts of sequence 1.
+struct Recorder {
+    failures: AtomicU32,
+    poison_sequence: Option<i64>,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for Recorder {
+    async fn handle(
+        &self,
+        event: &ReceivedEvent,
+        tx: &mut PgConnection,
+    ) -> Result<(), HandlerError> {
+        let envelope = &event.envelope;
+        if Some(envelope.sequence) == self.poison_sequence {
+            return Err(HandlerError::Permanent(
+                "this event can never be applied".into(),
+            ));
+        }
+        if envelope.sequence == 1 && self.failures.load(Ordering::SeqCst) > 0 {
+            self.failures.fetch_sub(1, Ordering::SeqCst);
+            return Err(HandlerError::Transient("the database blinked".into()));
+        }
+        sqlx::query("INSERT INTO applied (aggregate_id, sequence) VALUES ($1, $2)")
+            .bind(&envelope.aggregate_id)
+            .bind(envelope.sequence)
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
+}
+
+fn recorder(failures: u32, poison_sequence: Option<i64>) -> Arc<Recorder> {
+    Arc::new(Recorder {
+        failures: AtomicU32::new(failures),
+        poison_sequence,
+    })
+}
+
+#[tokio::test]
+async fn duplicates_are_applied_once_and_early_events_wait_for_their_predecessor() {
+    let fixture = Fixture::new().await;
+    fixture.consume(recorder(0, None), 12);
+    let id = Uuid::new_v4().to_string();
+    fixture.publish(&id, 3).await;
+    fixture.publish(&id, 2).await;
+    fixture.publish(&id, 1).await;
+    fixture.publish(&id, 2).await;
+    fixture.publish(&id, 1).await;
+    fixture.wait_for(&id, &[1, 2, 3]).await;
+    fixture.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_until_the_event_applies() {
+    let fixture = Fixture::new().await;
+    fixture.consume(recorder(2, None), 12);
+    let id = Uuid::new_v4().to_string();
+    fixture.publish(&id, 1).await;
+    fixture.publish(&id, 2).await;
+    fixture.wait_for(&id, &[1, 2]).await;
+    let parked: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters")
+        .fetch_one(&fixture.pool)
+        .await
+        .unwrap();
+    assert_eq!(parked, 0);
+    fixture.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_poison_message_is_parked_and_the_events_behind_it_still_apply() {
+    let fixture = Fixture::new().await;
+    fixture.consume(recorder(0, Some(2)), 12);
+    let id = Uuid::new_v4().to_string();
+    fixture.publish_raw(b"{ not an envelope".to_vec()).await;
+    for sequence in 1..=3 {
+        fixture.publish(&id, sequence).await;
+    }
+    fixture.wait_for(&id, &[1, 3]).await;
+    let parked: Vec<(String, Option<i64>)> =
+        sqlx::query_as("SELECT error, sequence FROM dead_letters ORDER BY id")
+            .fetch_all(&fixture.pool)
+            .await
+            .unwrap();
+    assert_eq!(parked.len(), 2, "{parked:?}");
+    assert!(parked
+        .iter()
+        .any(|(error, sequence)| error.contains("never be applied") && *sequence == Some(2)));
+    assert!(parked
+        .iter()
+        .any(|(error, sequence)| error.contains("not a Brigade event") && sequence.is_none()));
+    fixture.cleanup().await;
+}
+
+#[tokio::test]
+async fn failing_too_often_parks_the_message_after_the_last_attempt() {
+    let fixture = Fixture::new().await;
+    fixture.consume(recorder(100, None), 3);
+    let id = Uuid::new_v4().to_string();
+    fixture.publish(&id, 1).await;
+    fixture.publish(&id, 2).await;
+    fixture.wait_for(&id, &[2]).await;
+    let (error, attempts): (String, i64) =
+        sqlx::query_as("SELECT error, attempts FROM dead_letters")
+            .fetch_one(&fixture.pool)
+            .await
+            .unwrap();
+    assert!(error.contains("gave up after 3 attempts"), "{error}");
+    assert_eq!(attempts, 3);
+    fixture.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_relay_publishes_committed_events_in_order_with_their_message_ids() {
+    let fixture = Fixture::new().await;
+    let id = Uuid::new_v4().to_string();
+    for sequence in 1..=5_i64 {
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             VALUES ('order', $1, $2, 'OrderAccepted', '1.0', '{\"OrderAccepted\": {}}', '{}')",
+        )
+        .bind(&id)
+        .bind(sequence)
+        .execute(&fixture.pool)
+        .await
+        .unwrap();
+    }
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(&fixture.pool)
+        .await
+        .unwrap();
+    assert_eq!(pending, 5, "the trigger wrote one outbox row per event");
+
+    tokio::spawn(
+        OutboxRelay::new(fixture.pool.clone(), fixture.bus.clone(), "orders")
+            .run(fixture.stop.subscribe()),
+    );
+    let stream = fixture.bus.ensure_stream("orders").await.unwrap();
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config::default())
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let mut ids = Vec::new();
+    while ids.len() < 5 {
+        let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            message.subject.as_str(),
+            fixture.bus.namespace.subject("orders.order.accepted")
+        );
+        ids.push(
+            message
+                .headers
+                .as_ref()
+                .unwrap()
+                .get("Nats-Msg-Id")
+                .unwrap()
+                .as_str()
+                .to_owned(),
+        );
+        message.ack().await.unwrap();
+    }
+    let expected: Vec<String> = (1..=5).map(|s| format!("order:{id}:{s}")).collect();
+    assert_eq!(ids, expected);
+    for _ in 0..100 {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(&fixture.pool)
+                .await
+                .unwrap();
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(&fixture.pool)
+        .await
+        .unwrap();
+    assert_eq!(pending, 0, "rows are marked after the publish acks");
+    fixture.cleanup().await;
+}
+
+#[tokio::test]
+async fn while_nats_is_unreachable_the_outbox_keeps_its_rows() {
+    let fixture = Fixture::new().await;
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('order', 'o-1', 1, 'OrderAccepted', '1.0', '{}', '{}')",
+    )
+    .execute(&fixture.pool)
+    .await
+    .unwrap();
+    let unreachable = Bus::connect("nats://127.0.0.1:1", fixture.bus.namespace.clone(), 1)
+        .await
+        .unwrap();
+    tokio::spawn(
+        OutboxRelay::new(fixture.pool.clone(), unreachable, "orders").run(fixture.stop.subscribe()),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(&fixture.pool)
+        .await
+        .unwrap();
+    assert_eq!(pending, 1);
+    fixture.cleanup().await;
+}
