@@ -50,3 +50,25 @@ impl EventEnvelope {
         self.metadata.get("correlation_id").map(String::as_str)
     }
 }
+
+impl EventEnvelope {
+    /// Reads a row of `events` or `outbox` (same columns) into an envelope.
+    ///
+    /// # Errors
+    /// When a column is missing or of another type.
+    pub fn from_row(row: &sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row as _;
+        let metadata: serde_json::Value = row.try_get("metadata")?;
+        Ok(Self {
+            event_id: row.try_get("event_id")?,
+            aggregate_type: row.try_get("aggregate_type")?,
+            aggregate_id: row.try_get("aggregate_id")?,
+            sequence: row.try_get("sequence")?,
+            event_type: row.try_get("event_type")?,
+            event_version: row.try_get("event_version")?,
+            payload: row.try_get("payload")?,
+            metadata: serde_json::from_value(metadata).unwrap_or_default(),
+            recorded_at: row.try_get("recorded_at")?,
+        })
+    }
+}

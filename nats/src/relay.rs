@@ -14,9 +14,9 @@
 use std::time::Duration;
 
 use async_nats::jetstream::message::PublishMessage;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::future::try_join_all;
-use sqlx::postgres::{PgListener, PgRow};
+use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool, Row};
 use std::future::IntoFuture;
 use tokio::sync::watch;
@@ -155,7 +155,7 @@ impl OutboxRelay {
         let mut acks = Vec::with_capacity(rows.len());
         for row in &rows {
             ids.push(row.try_get::<i64, _>("id")?);
-            let envelope = envelope_of(row)?;
+            let envelope = EventEnvelope::from_row(row)?;
             let subject = self.bus.namespace.subject(&event_subject(
                 self.service,
                 &envelope.aggregate_type,
@@ -181,22 +181,6 @@ impl OutboxRelay {
         tx.commit().await?;
         Ok(rows.len())
     }
-}
-
-/// Reads one outbox (or events) row into an envelope.
-pub(crate) fn envelope_of(row: &PgRow) -> Result<EventEnvelope, sqlx::Error> {
-    let metadata: serde_json::Value = row.try_get("metadata")?;
-    Ok(EventEnvelope {
-        event_id: row.try_get("event_id")?,
-        aggregate_type: row.try_get("aggregate_type")?,
-        aggregate_id: row.try_get("aggregate_id")?,
-        sequence: row.try_get("sequence")?,
-        event_type: row.try_get("event_type")?,
-        event_version: row.try_get("event_version")?,
-        payload: row.try_get("payload")?,
-        metadata: serde_json::from_value(metadata).unwrap_or_default(),
-        recorded_at: row.try_get::<DateTime<Utc>, _>("recorded_at")?,
-    })
 }
 
 /// The JetStream publication of one envelope, with the headers consumers route on.

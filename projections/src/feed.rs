@@ -47,10 +47,14 @@ pub async fn record(tx: &mut PgConnection, feed: &str, key: &str) -> Result<i64,
     .bind(key)
     .fetch_one(&mut *tx)
     .await?;
-    sqlx::query("SELECT pg_notify('brigade_feed', $1)")
-        .bind(format!("{id}:{feed}:{key}"))
-        .execute(&mut *tx)
-        .await?;
+    // A rebuild replays history into a shadow table: nobody is watching that, so it stays quiet.
+    sqlx::query(
+        "SELECT pg_notify('brigade_feed', $1)
+         WHERE coalesce(current_setting('brigade.rebuilding', true), '') <> 'on'",
+    )
+    .bind(format!("{id}:{feed}:{key}"))
+    .execute(&mut *tx)
+    .await?;
     Ok(id)
 }
 

@@ -297,3 +297,16 @@ async fn close(
     .await?;
     Ok(())
 }
+
+/// How to rebuild the kitchen queue from the kitchen's event store.
+#[must_use]
+pub fn spec() -> crate::rebuild::ProjectionSpec {
+    crate::rebuild::ProjectionSpec {
+        name: NAME,
+        service: "kitchen",
+        aggregate_types: &["ticket"],
+        tables: &["kitchen_queue"],
+        migrations: MIGRATIONS,
+        handler: Arc::new(KitchenQueue),
+    }
+}

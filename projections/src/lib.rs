@@ -17,3 +17,4 @@ pub mod kitchen_queue;
 pub mod live_deliveries;
 pub mod menu;
 pub mod order_tracking;
+pub mod rebuild;

@@ -528,6 +528,73 @@ impl TokenVerifier {
     }
 }
 
+/// The subject on which identity publishes `AccountDisabled` (without namespace).
+pub const ACCOUNT_DISABLED_SUBJECT: &str = "identity.account.disabled";
+
+/// Keeps `verifier` told of every disabled account, from the identity stream, until
+/// `shutdown`: run it in every service besides identity (`service.spawn(|stop|
+/// follow_disabled_accounts(bus, verifier, stop))`).
+///
+/// An ordered, ephemeral consumer replays every `identity.account.disabled` event since the
+/// stream began (a handful: accounts are rarely disabled) and then follows new ones, so a
+/// service that restarts forgets no revocation. It holds no state, so it needs no durable
+/// consumer and no checkpoint; on any error it starts over after a pause.
+pub async fn follow_disabled_accounts(
+    bus: brigade_nats::Bus,
+    verifier: TokenVerifier,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            result = follow_once(&bus, &verifier) => {
+                if let Err(error) = result {
+                    tracing::warn!(%error, "following disabled accounts failed; retrying");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn follow_once(bus: &brigade_nats::Bus, verifier: &TokenVerifier) -> anyhow::Result<()> {
+    use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+    use futures::StreamExt as _;
+
+    let stream = bus.ensure_stream("identity").await?;
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            filter_subject: bus.namespace.subject(ACCOUNT_DISABLED_SUBJECT),
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer.messages().await?;
+    while let Some(message) = messages.next().await {
+        let message = message?;
+        match disabled_account(&message.payload) {
+            Some((account_id, at)) => verifier.revoke_before(account_id, at),
+            None => tracing::warn!(subject = %message.subject, "unreadable AccountDisabled event"),
+        }
+    }
+    Ok(())
+}
+
+/// The account and time of an `AccountDisabled` event envelope.
+fn disabled_account(payload: &[u8]) -> Option<(Uuid, DateTime<Utc>)> {
+    let envelope: brigade_nats::EventEnvelope = serde_json::from_slice(payload).ok()?;
+    let account_id = envelope.aggregate_id.parse().ok()?;
+    match envelope.decode().ok()? {
+        brigade_domain::identity::AccountEvent::AccountDisabled { at, .. } => {
+            Some((account_id, at))
+        }
+        _ => None,
+    }
+}
+
 /// A compact JWS split into its parts, with its header checked.
 struct ParsedToken {
     kid: String,
@@ -922,6 +989,26 @@ mod tests {
         let keys = jwks.verifying_keys();
         assert_eq!(keys.len(), 1);
         assert!(keys.contains_key("ok"));
+    }
+
+    #[test]
+    fn an_account_disabled_envelope_names_the_account_and_the_time() {
+        let at = Utc::now();
+        let account_id = Uuid::from_u128(42);
+        let envelope = serde_json::json!({
+            "eventId": Uuid::from_u128(1),
+            "aggregateType": "account",
+            "aggregateId": account_id.to_string(),
+            "sequence": 2,
+            "eventType": "AccountDisabled",
+            "eventVersion": "1.0",
+            "payload": {"AccountDisabled": {"by": {"kind": "system"}, "reason": null, "at": at}},
+            "metadata": {},
+            "recordedAt": at,
+        });
+        let bytes = serde_json::to_vec(&envelope).expect("json");
+        assert_eq!(disabled_account(&bytes), Some((account_id, at)));
+        assert_eq!(disabled_account(b"{}"), None);
     }
 
     #[test]
