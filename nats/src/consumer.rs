@@ -274,6 +274,16 @@ impl Inner {
                 return;
             }
         };
+        // NATS servers before 2.10 ignore `filter_subjects` and deliver the whole stream: an
+        // event of an aggregate type this subscription did not ask for is none of its business.
+        if !self
+            .subscription
+            .aggregate_types
+            .contains(&envelope.aggregate_type.as_str())
+        {
+            acknowledge(&message).await;
+            return;
+        }
         let event = ReceivedEvent {
             envelope,
             subject,

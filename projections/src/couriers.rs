@@ -346,3 +346,17 @@ async fn set(
     .await?;
     Ok(())
 }
+
+/// How to rebuild the fleet from the delivery service's event store. Positions are not events
+/// and not part of the rebuild: they stay as they are.
+#[must_use]
+pub fn spec() -> crate::rebuild::ProjectionSpec {
+    crate::rebuild::ProjectionSpec {
+        name: NAME,
+        service: "delivery",
+        aggregate_types: &["courier"],
+        tables: &["couriers"],
+        migrations: MIGRATIONS,
+        handler: Arc::new(Couriers),
+    }
+}

@@ -155,24 +155,6 @@ fn parse(payload: &str) -> Option<Change> {
     Some(Change { id, feed, key })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn notifications_carry_id_feed_and_key() {
-        assert_eq!(
-            parse("42:kitchen:3f2a:b"),
-            Some(Change {
-                id: 42,
-                feed: "kitchen".into(),
-                key: "3f2a:b".into()
-            })
-        );
-        assert_eq!(parse("x:kitchen:1"), None);
-    }
-}
-
 /// The changes of one feed (optionally of one key), as a live stream: first those after
 /// `last_event_id` (when a client resumes), then new ones as they are committed. Without
 /// `last_event_id` it starts from now. The stream ends when the client falls too far behind;
@@ -233,4 +215,22 @@ pub fn follow(
     futures::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|change| (change, receiver))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifications_carry_id_feed_and_key() {
+        assert_eq!(
+            parse("42:kitchen:3f2a:b"),
+            Some(Change {
+                id: 42,
+                feed: "kitchen".into(),
+                key: "3f2a:b".into()
+            })
+        );
+        assert_eq!(parse("x:kitchen:1"), None);
+    }
 }

@@ -1,13 +1,23 @@
 //! The kitchen queue: every ticket with its items and their progress, for the kitchen screen
 //! (`GET /tickets`, `GET /tickets/stream`). Fed by the kitchen's own `kitchen.ticket.*` events.
+//!
+//! Station routing: the kitchen keeps a small table of the menu's dishes (`kitchen_dishes`:
+//! station and preparation minutes), fed by a second subscription, to the orders service's
+//! `orders.dish.*` events. When a ticket opens, each item gets its dish's station and minutes
+//! (a dish the kitchen has not heard of: station `main`, 15 minutes), and the ticket's target
+//! is the longest of them. They are copied onto the ticket then, like the price on an order:
+//! editing a dish later does not move a ticket already on the pass. (A rebuild copies them
+//! again from the dishes as they are at that time.)
 
-use brigade_domain::kitchen::TicketEvent;
+use brigade_domain::kitchen::{ItemStatus, TicketEvent};
+use brigade_domain::ordering::{Dish, DishEvent};
 use brigade_nats::{EventHandler, HandlerError, Migration, ReceivedEvent, Subscription};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use poem_openapi::{Enum, Object};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
+use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -15,13 +25,20 @@ use crate::feed;
 
 /// The durable consumer (and feed) name of this projection.
 pub const NAME: &str = "kitchen-queue";
+/// The durable consumer that keeps the kitchen's copy of the dishes' stations.
+pub const DISHES_NAME: &str = "kitchen-dishes";
 /// The feed live kitchen screens follow; keys are order ids.
 pub const FEED: &str = "kitchen";
+/// The station of a dish the kitchen does not know (the menu's own default).
+pub const DEFAULT_STATION: &str = Dish::DEFAULT_STATION;
+/// The preparation minutes of a dish the kitchen does not know.
+pub const DEFAULT_PREP_MINUTES: u32 = 15;
 
 /// Schema of the read model.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    name: "0200_kitchen_queue",
-    sql: r"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "0200_kitchen_queue",
+        sql: r"
 CREATE TABLE kitchen_queue (
     order_id  uuid        PRIMARY KEY,
     placed_at timestamptz NOT NULL,
@@ -34,7 +51,26 @@ CREATE TABLE kitchen_queue (
 );
 CREATE INDEX kitchen_queue_open ON kitchen_queue (placed_at) WHERE status = 'open';
 ",
-}];
+    },
+    Migration {
+        name: "0201_kitchen_queue_routing",
+        // `kitchen_dishes` is named `public.` and created `IF NOT EXISTS` on purpose: a rebuild
+        // replays these migrations into a shadow schema first on the search path, and the
+        // dishes (fed from the orders stream, not from tickets) must not be shadowed by an
+        // empty copy there.
+        sql: r"
+CREATE TABLE IF NOT EXISTS public.kitchen_dishes (
+    dish_id      uuid    PRIMARY KEY,
+    station      text    NOT NULL,
+    prep_minutes integer NOT NULL
+);
+ALTER TABLE kitchen_queue
+    ADD COLUMN target_minutes     integer NOT NULL DEFAULT 15,
+    ADD COLUMN estimated_ready_at timestamptz;
+CREATE INDEX kitchen_queue_closed ON kitchen_queue (closed_at) WHERE status <> 'open';
+",
+    },
+];
 
 /// Where a ticket stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Enum)]
@@ -57,6 +93,24 @@ pub enum ItemState {
     Ready,
 }
 
+impl From<ItemStatus> for ItemState {
+    fn from(status: ItemStatus) -> Self {
+        match status {
+            ItemStatus::Pending => ItemState::Pending,
+            ItemStatus::InPreparation => ItemState::InPreparation,
+            ItemStatus::Ready => ItemState::Ready,
+        }
+    }
+}
+
+fn default_station() -> String {
+    DEFAULT_STATION.to_owned()
+}
+
+fn default_prep_minutes() -> u32 {
+    DEFAULT_PREP_MINUTES
+}
+
 /// One line of a ticket on the kitchen screen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Object)]
 #[serde(rename_all = "camelCase")]
@@ -72,6 +126,12 @@ pub struct QueuedItem {
     pub status: ItemState,
     pub started_at: Option<DateTime<Utc>>,
     pub ready_at: Option<DateTime<Utc>>,
+    /// The station that cooks it (grill, cold, pastry…): its dish's, `main` when unknown.
+    #[serde(default = "default_station")]
+    pub station: String,
+    /// Its dish's preparation time (15 when unknown).
+    #[serde(default = "default_prep_minutes")]
+    pub prep_minutes: u32,
 }
 
 /// One ticket on the kitchen screen.
@@ -89,6 +149,54 @@ pub struct QueuedTicket {
     pub closed_at: Option<DateTime<Utc>>,
     /// Sequence of the last ticket event applied: a screen ignores an older copy.
     pub version: i64,
+    /// The preparation target: the longest preparation time of its dishes.
+    pub target_minutes: u32,
+    /// `placedAt` + `targetMinutes`.
+    pub target_at: DateTime<Utc>,
+    /// Seconds from `placedAt` to the time of the answer (open), or to `closedAt`. A screen
+    /// keeps counting from `placedAt` itself between two changes.
+    pub elapsed_seconds: i64,
+    /// Open past its `targetAt`, or made ready after it.
+    pub late: bool,
+    /// The kitchen's current quote of when it will be ready, from the live load
+    /// (`kitchen.ticket.estimated`); none until the first quote.
+    pub estimated_ready_at: Option<DateTime<Utc>>,
+}
+
+impl QueuedTicket {
+    /// Fills in the fields that depend on the time: `targetAt`, `elapsedSeconds`, `late`.
+    #[must_use]
+    pub fn timed(mut self, now: DateTime<Utc>) -> Self {
+        self.target_at = self.placed_at + Duration::minutes(i64::from(self.target_minutes));
+        let until = match self.status {
+            TicketState::Open => now,
+            _ => self.closed_at.unwrap_or(now),
+        };
+        self.elapsed_seconds = (until - self.placed_at).num_seconds().max(0);
+        self.late = match self.status {
+            TicketState::Open | TicketState::Ready => until > self.target_at,
+            TicketState::Rejected | TicketState::Cancelled => false,
+        };
+        self
+    }
+
+    /// The ticket as one station's screen shows it: only that station's items (each keeps
+    /// its `index`), or nothing when it has none.
+    #[must_use]
+    pub fn for_station(mut self, station: &str) -> Option<Self> {
+        self.items.retain(|item| item.station == station);
+        (!self.items.is_empty()).then_some(self)
+    }
+}
+
+/// The preparation target of a ticket: its longest dish.
+#[must_use]
+pub fn target_minutes(items: &[QueuedItem]) -> u32 {
+    items
+        .iter()
+        .map(|item| item.prep_minutes)
+        .max()
+        .unwrap_or(DEFAULT_PREP_MINUTES)
 }
 
 #[derive(FromRow)]
@@ -100,19 +208,27 @@ struct Row {
     reason: Option<String>,
     closed_at: Option<DateTime<Utc>>,
     version: i64,
+    target_minutes: i32,
+    estimated_ready_at: Option<DateTime<Utc>>,
 }
 
-impl From<Row> for QueuedTicket {
-    fn from(row: Row) -> Self {
-        Self {
-            order_id: row.order_id,
-            placed_at: row.placed_at,
-            status: state_of(&row.status),
-            items: row.items.0,
-            reason: row.reason,
-            closed_at: row.closed_at,
-            version: row.version,
+impl Row {
+    fn into_ticket(self, now: DateTime<Utc>) -> QueuedTicket {
+        QueuedTicket {
+            order_id: self.order_id,
+            placed_at: self.placed_at,
+            status: state_of(&self.status),
+            items: self.items.0,
+            reason: self.reason,
+            closed_at: self.closed_at,
+            version: self.version,
+            target_minutes: u32::try_from(self.target_minutes).unwrap_or(DEFAULT_PREP_MINUTES),
+            target_at: self.placed_at,
+            elapsed_seconds: 0,
+            late: false,
+            estimated_ready_at: self.estimated_ready_at,
         }
+        .timed(now)
     }
 }
 
@@ -125,32 +241,117 @@ fn state_of(status: &str) -> TicketState {
     }
 }
 
-const SELECT: &str =
-    "SELECT order_id, placed_at, status, items, reason, closed_at, version FROM kitchen_queue";
+const SELECT: &str = "SELECT order_id, placed_at, status, items, reason, closed_at, version, \
+     target_minutes, estimated_ready_at FROM kitchen_queue";
 
-/// Open tickets, oldest order first.
+/// Open tickets, oldest order first, timed at `now`.
 ///
 /// # Errors
 /// A database error.
-pub async fn open_tickets(pool: &PgPool) -> Result<Vec<QueuedTicket>, sqlx::Error> {
+pub async fn open_tickets(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+) -> Result<Vec<QueuedTicket>, sqlx::Error> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "{SELECT} WHERE status = 'open' ORDER BY placed_at, order_id"
     ))
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(QueuedTicket::from).collect())
+    Ok(rows.into_iter().map(|row| row.into_ticket(now)).collect())
 }
 
-/// One ticket, whatever its state.
+/// Tickets closed (ready, rejected or cancelled) since `since`, most recently closed first.
 ///
 /// # Errors
 /// A database error.
-pub async fn ticket(pool: &PgPool, order_id: Uuid) -> Result<Option<QueuedTicket>, sqlx::Error> {
+pub async fn closed_since(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Vec<QueuedTicket>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "{SELECT} WHERE status <> 'open' AND closed_at >= $1 ORDER BY closed_at DESC, order_id"
+    ))
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|row| row.into_ticket(now)).collect())
+}
+
+/// Tickets placed since `since`, whatever their state (the history the estimator learns from).
+///
+/// # Errors
+/// A database error.
+pub async fn placed_since(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Vec<QueuedTicket>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "{SELECT} WHERE placed_at >= $1 ORDER BY placed_at, order_id"
+    ))
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|row| row.into_ticket(now)).collect())
+}
+
+/// One ticket, whatever its state, timed at `now`.
+///
+/// # Errors
+/// A database error.
+pub async fn ticket(
+    pool: &PgPool,
+    order_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<QueuedTicket>, sqlx::Error> {
     let row: Option<Row> = sqlx::query_as(&format!("{SELECT} WHERE order_id = $1"))
         .bind(order_id)
         .fetch_optional(pool)
         .await?;
-    Ok(row.map(QueuedTicket::from))
+    Ok(row.map(|row| row.into_ticket(now)))
+}
+
+/// The kitchen's day so far: closed tickets since `since` (the start of the day).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayStats {
+    pub ready: i64,
+    /// Made ready after their target.
+    pub ready_late: i64,
+    pub rejected: i64,
+    pub cancelled: i64,
+    /// From the order being placed to the ticket being ready, over the tickets made ready.
+    pub average_prep_seconds: Option<f64>,
+    pub p90_prep_seconds: Option<f64>,
+}
+
+/// What the kitchen has closed since `since`.
+///
+/// # Errors
+/// A database error.
+pub async fn day_stats(pool: &PgPool, since: DateTime<Utc>) -> Result<DayStats, sqlx::Error> {
+    let row: (i64, i64, i64, i64, Option<f64>, Option<f64>) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'ready'),
+                count(*) FILTER (WHERE status = 'ready'
+                                   AND closed_at > placed_at + target_minutes * interval '1 minute'),
+                count(*) FILTER (WHERE status = 'rejected'),
+                count(*) FILTER (WHERE status = 'cancelled'),
+                (avg(extract(epoch FROM closed_at - placed_at)) FILTER (WHERE status = 'ready'))::float8,
+                percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM closed_at - placed_at)::float8)
+                    FILTER (WHERE status = 'ready')
+         FROM kitchen_queue WHERE status <> 'open' AND closed_at >= $1",
+    )
+    .bind(since)
+    .fetch_one(pool)
+    .await?;
+    Ok(DayStats {
+        ready: row.0,
+        ready_late: row.1,
+        rejected: row.2,
+        cancelled: row.3,
+        average_prep_seconds: row.4,
+        p90_prep_seconds: row.5,
+    })
 }
 
 /// The subscription that keeps the queue up to date.
@@ -161,6 +362,17 @@ pub fn subscription() -> Subscription {
         source: "kitchen",
         aggregate_types: vec!["ticket"],
         handler: Arc::new(KitchenQueue),
+    }
+}
+
+/// The subscription that keeps the kitchen's copy of the dishes' stations and minutes.
+#[must_use]
+pub fn dishes_subscription() -> Subscription {
+    Subscription {
+        name: DISHES_NAME.to_owned(),
+        source: "orders",
+        aggregate_types: vec!["dish"],
+        handler: Arc::new(KitchenDishes),
     }
 }
 
@@ -192,29 +404,54 @@ impl EventHandler for KitchenQueue {
                 at,
                 ..
             } => {
+                let dish_ids: Vec<Uuid> = items.iter().map(|item| item.dish_id).collect();
+                let routes: HashMap<Uuid, (String, i32)> = sqlx::query_as::<_, (Uuid, String, i32)>(
+                    "SELECT dish_id, station, prep_minutes FROM kitchen_dishes WHERE dish_id = ANY($1)",
+                )
+                .bind(&dish_ids)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|(dish_id, station, minutes)| (dish_id, (station, minutes)))
+                .collect();
                 let items: Vec<QueuedItem> = items
                     .into_iter()
                     .enumerate()
-                    .map(|(index, item)| QueuedItem {
-                        index: u32::try_from(index).unwrap_or(u32::MAX),
-                        dish_id: item.dish_id,
-                        dish_name: item.dish_name,
-                        quantity: item.quantity,
-                        note: item.note,
-                        status: ItemState::Pending,
-                        started_at: None,
-                        ready_at: None,
+                    .map(|(index, item)| {
+                        let (station, prep_minutes) = routes.get(&item.dish_id).map_or_else(
+                            || (default_station(), DEFAULT_PREP_MINUTES),
+                            |(station, minutes)| {
+                                (
+                                    station.clone(),
+                                    u32::try_from(*minutes).unwrap_or(DEFAULT_PREP_MINUTES),
+                                )
+                            },
+                        );
+                        QueuedItem {
+                            index: u32::try_from(index).unwrap_or(u32::MAX),
+                            dish_id: item.dish_id,
+                            dish_name: item.dish_name,
+                            quantity: item.quantity,
+                            note: item.note,
+                            status: ItemState::Pending,
+                            started_at: None,
+                            ready_at: None,
+                            station,
+                            prep_minutes,
+                        }
                     })
                     .collect();
+                let target = i32::try_from(target_minutes(&items)).unwrap_or(i32::MAX);
                 sqlx::query(
-                    "INSERT INTO kitchen_queue (order_id, placed_at, opened_at, status, items, version)
-                     VALUES ($1, $2, $3, 'open', $4, $5) ON CONFLICT (order_id) DO NOTHING",
+                    "INSERT INTO kitchen_queue (order_id, placed_at, opened_at, status, items, version, target_minutes)
+                     VALUES ($1, $2, $3, 'open', $4, $5, $6) ON CONFLICT (order_id) DO NOTHING",
                 )
                 .bind(order_id)
                 .bind(placed_at)
                 .bind(at)
                 .bind(Json(items))
                 .bind(version)
+                .bind(target)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -230,6 +467,28 @@ impl EventHandler for KitchenQueue {
                     item.status = ItemState::Ready;
                     item.ready_at = Some(at);
                 })
+                .await?;
+            }
+            TicketEvent::ItemStepUndone { index, to, .. } => {
+                update_item(tx, order_id, index, version, |item| {
+                    item.status = to.into();
+                    if to != ItemStatus::Ready {
+                        item.ready_at = None;
+                    }
+                    if to == ItemStatus::Pending {
+                        item.started_at = None;
+                    }
+                })
+                .await?;
+            }
+            TicketEvent::TicketEstimated { ready_at, .. } => {
+                sqlx::query(
+                    "UPDATE kitchen_queue SET estimated_ready_at = $2, version = $3 WHERE order_id = $1",
+                )
+                .bind(order_id)
+                .bind(ready_at)
+                .bind(version)
+                .execute(&mut *tx)
                 .await?;
             }
             TicketEvent::TicketReady { at } => {
@@ -298,6 +557,65 @@ async fn close(
     Ok(())
 }
 
+/// Keeps `kitchen_dishes` (station and minutes of every dish of the menu) from the orders
+/// service's `dish` events. Nothing watches it live, so it records no feed change.
+pub struct KitchenDishes;
+
+#[async_trait::async_trait]
+impl EventHandler for KitchenDishes {
+    async fn handle(
+        &self,
+        event: &ReceivedEvent,
+        tx: &mut PgConnection,
+    ) -> Result<(), HandlerError> {
+        let envelope = &event.envelope;
+        let dish_id: Uuid = envelope.aggregate_id.parse().map_err(|_| {
+            HandlerError::Permanent(format!("dish id {:?} is not a uuid", envelope.aggregate_id))
+        })?;
+        let dish_event: DishEvent = envelope
+            .decode()
+            .map_err(|e| HandlerError::Permanent(format!("not a dish event: {e}")))?;
+        match dish_event {
+            DishEvent::DishAdded {
+                station,
+                prep_minutes,
+                ..
+            } => {
+                sqlx::query(
+                    "INSERT INTO kitchen_dishes (dish_id, station, prep_minutes) VALUES ($1, $2, $3)
+                     ON CONFLICT (dish_id) DO UPDATE SET station = EXCLUDED.station,
+                                                         prep_minutes = EXCLUDED.prep_minutes",
+                )
+                .bind(dish_id)
+                .bind(station)
+                .bind(i32::try_from(prep_minutes).unwrap_or(i32::MAX))
+                .execute(&mut *tx)
+                .await?;
+            }
+            DishEvent::DishUpdated {
+                station,
+                prep_minutes,
+                ..
+            } if station.is_some() || prep_minutes.is_some() => {
+                sqlx::query(
+                    "UPDATE kitchen_dishes SET station = coalesce($2, station),
+                                               prep_minutes = coalesce($3, prep_minutes)
+                     WHERE dish_id = $1",
+                )
+                .bind(dish_id)
+                .bind(station)
+                .bind(prep_minutes.map(|m| i32::try_from(m).unwrap_or(i32::MAX)))
+                .execute(&mut *tx)
+                .await?;
+            }
+            // Only these two carry a station or minutes; the menu's other facts (availability,
+            // photo, position…) are none of the kitchen's business.
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 /// How to rebuild the kitchen queue from the kitchen's event store.
 #[must_use]
 pub fn spec() -> crate::rebuild::ProjectionSpec {
@@ -308,5 +626,94 @@ pub fn spec() -> crate::rebuild::ProjectionSpec {
         tables: &["kitchen_queue"],
         migrations: MIGRATIONS,
         handler: Arc::new(KitchenQueue),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn noon(minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 1, 15, 12, minute, 0)
+            .single()
+            .expect("a valid fixed date")
+    }
+
+    fn item(index: u32, station: &str, prep_minutes: u32) -> QueuedItem {
+        QueuedItem {
+            index,
+            dish_id: Uuid::from_u128(u128::from(index)),
+            dish_name: format!("Plat {index}"),
+            quantity: 1,
+            note: None,
+            status: ItemState::Pending,
+            started_at: None,
+            ready_at: None,
+            station: station.into(),
+            prep_minutes,
+        }
+    }
+
+    fn ticket(status: TicketState, closed_at: Option<DateTime<Utc>>) -> QueuedTicket {
+        let items = vec![item(0, "grill", 12), item(1, "cold", 5)];
+        QueuedTicket {
+            order_id: Uuid::from_u128(1),
+            placed_at: noon(0),
+            status,
+            target_minutes: target_minutes(&items),
+            items,
+            reason: None,
+            closed_at,
+            version: 1,
+            target_at: noon(0),
+            elapsed_seconds: 0,
+            late: false,
+            estimated_ready_at: None,
+        }
+    }
+
+    #[test]
+    fn a_ticket_is_late_once_open_past_its_longest_dish() {
+        let open = ticket(TicketState::Open, None);
+        assert_eq!(open.target_minutes, 12);
+        let on_time = open.clone().timed(noon(12));
+        assert_eq!(on_time.target_at, noon(12));
+        assert_eq!(on_time.elapsed_seconds, 720);
+        assert!(!on_time.late);
+        assert!(open.timed(noon(13)).late);
+        // Closed: the clock stops at closing.
+        let ready = ticket(TicketState::Ready, Some(noon(14))).timed(noon(40));
+        assert_eq!(ready.elapsed_seconds, 14 * 60);
+        assert!(ready.late);
+        assert!(
+            !ticket(TicketState::Cancelled, Some(noon(30)))
+                .timed(noon(40))
+                .late
+        );
+        assert_eq!(target_minutes(&[]), DEFAULT_PREP_MINUTES);
+    }
+
+    #[test]
+    fn a_station_sees_only_its_items_and_keeps_their_index() {
+        let cold = ticket(TicketState::Open, None)
+            .for_station("cold")
+            .expect("a cold item");
+        assert_eq!(cold.items.len(), 1);
+        assert_eq!(cold.items[0].index, 1);
+        assert!(ticket(TicketState::Open, None)
+            .for_station("pastry")
+            .is_none());
+    }
+
+    #[test]
+    fn items_stored_before_routing_read_as_the_main_station() {
+        let stored = serde_json::json!({
+            "index": 0, "dishId": Uuid::nil(), "dishName": "Soupe", "quantity": 1,
+            "note": null, "status": "pending", "startedAt": null, "readyAt": null
+        });
+        let item: QueuedItem = serde_json::from_value(stored).expect("an old item reads");
+        assert_eq!(item.station, "main");
+        assert_eq!(item.prep_minutes, 15);
     }
 }

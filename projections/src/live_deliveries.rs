@@ -473,3 +473,16 @@ async fn apply(
         .await?;
     Ok(())
 }
+
+/// How to rebuild the live deliveries from the delivery service's event store.
+#[must_use]
+pub fn spec() -> crate::rebuild::ProjectionSpec {
+    crate::rebuild::ProjectionSpec {
+        name: NAME,
+        service: "delivery",
+        aggregate_types: &["delivery"],
+        tables: &["live_deliveries"],
+        migrations: MIGRATIONS,
+        handler: Arc::new(LiveDeliveries),
+    }
+}

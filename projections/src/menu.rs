@@ -2,13 +2,15 @@
 //! availability, grouped by category for `GET /menu`, and the prices `POST /orders` snapshots
 //! into an order. Fed by the orders service's own `orders.dish.*` events.
 //!
-//! Categories and dishes keep the order in which dishes were first added (the starter menu adds
-//! Entrées, then Plats, Desserts and Boissons), so a menu reads like a menu.
+//! Categories keep the order in which they first appeared (the starter menu adds Entrées, then
+//! Plats, Desserts and Boissons), so a menu reads like a menu; within a category, dishes are
+//! listed by the position a manager gave them, then in the order they were added. Hidden dishes
+//! are left out of the customers' menu but stay on the manager's.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use brigade_domain::ordering::{Dish, DishEvent};
+use brigade_domain::ordering::{DietaryTag, Dish, DishEvent};
 use brigade_domain::Allergen;
 use brigade_nats::{EventHandler, HandlerError, Migration, ReceivedEvent, Subscription};
 use poem_openapi::{Enum, Object};
@@ -25,9 +27,10 @@ pub const NAME: &str = "orders-menu";
 pub const FEED: &str = "menu";
 
 /// Schema of the read model.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    name: "0310_menu_dishes",
-    sql: r"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "0310_menu_dishes",
+        sql: r"
 CREATE TABLE menu_dishes (
     dish_id            uuid        PRIMARY KEY,
     name               text        NOT NULL,
@@ -46,7 +49,18 @@ CREATE TABLE menu_dishes (
 );
 CREATE INDEX menu_dishes_order ON menu_dishes (added_at, dish_id);
 ",
-}];
+    },
+    Migration {
+        name: "0311_menu_dishes_presentation",
+        sql: r"
+ALTER TABLE menu_dishes
+    ADD COLUMN dietary_tags jsonb   NOT NULL DEFAULT '[]',
+    ADD COLUMN photo_url    text,
+    ADD COLUMN visible      boolean NOT NULL DEFAULT true,
+    ADD COLUMN position     integer NOT NULL DEFAULT 0;
+",
+    },
+];
 
 /// An amount of money as the API shows it: `{"amount": 1250, "currency": "EUR"}` (minor units).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Object)]
@@ -136,6 +150,45 @@ impl From<AllergenName> for Allergen {
     }
 }
 
+/// What a diet-conscious customer looks for on a menu, besides the allergens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Enum)]
+#[serde(rename_all = "snake_case")]
+#[oai(rename = "DietaryTag", rename_all = "snake_case")]
+pub enum DietaryTagName {
+    Vegetarian,
+    Vegan,
+    GlutenFree,
+    DairyFree,
+    Spicy,
+    Halal,
+}
+
+impl From<DietaryTag> for DietaryTagName {
+    fn from(tag: DietaryTag) -> Self {
+        match tag {
+            DietaryTag::Vegetarian => Self::Vegetarian,
+            DietaryTag::Vegan => Self::Vegan,
+            DietaryTag::GlutenFree => Self::GlutenFree,
+            DietaryTag::DairyFree => Self::DairyFree,
+            DietaryTag::Spicy => Self::Spicy,
+            DietaryTag::Halal => Self::Halal,
+        }
+    }
+}
+
+impl From<DietaryTagName> for DietaryTag {
+    fn from(tag: DietaryTagName) -> Self {
+        match tag {
+            DietaryTagName::Vegetarian => Self::Vegetarian,
+            DietaryTagName::Vegan => Self::Vegan,
+            DietaryTagName::GlutenFree => Self::GlutenFree,
+            DietaryTagName::DairyFree => Self::DairyFree,
+            DietaryTagName::Spicy => Self::Spicy,
+            DietaryTagName::Halal => Self::Halal,
+        }
+    }
+}
+
 /// One dish as the menu shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Object)]
 #[serde(rename_all = "camelCase")]
@@ -155,6 +208,13 @@ pub struct MenuDish {
     /// The kitchen station that cooks it (`grill`, `cold`, `pastry`, `bar`, ...).
     pub station: String,
     pub prep_minutes: u32,
+    pub dietary_tags: Vec<DietaryTagName>,
+    #[oai(skip_serializing_if_is_none)]
+    pub photo_url: Option<String>,
+    /// False for a dish hidden from customers (only managers see it; it cannot be ordered).
+    pub visible: bool,
+    /// Position within its category; ties are listed in the order the dishes were added.
+    pub position: u32,
 }
 
 impl MenuDish {
@@ -178,6 +238,15 @@ impl MenuDish {
             unavailable_reason: None,
             station: dish.station()?.to_owned(),
             prep_minutes: dish.prep_minutes()?,
+            dietary_tags: dish
+                .dietary_tags()
+                .iter()
+                .copied()
+                .map(DietaryTagName::from)
+                .collect(),
+            photo_url: dish.photo_url().map(ToOwned::to_owned),
+            visible: dish.is_visible(),
+            position: dish.position()?,
         })
     }
 }
@@ -208,6 +277,10 @@ struct Row {
     prep_minutes: i32,
     available: bool,
     unavailable_reason: Option<String>,
+    dietary_tags: Json<Vec<DietaryTagName>>,
+    photo_url: Option<String>,
+    visible: bool,
+    position: i32,
 }
 
 impl From<Row> for MenuDish {
@@ -226,22 +299,32 @@ impl From<Row> for MenuDish {
             unavailable_reason: row.unavailable_reason,
             station: row.station,
             prep_minutes: u32::try_from(row.prep_minutes).unwrap_or_default(),
+            dietary_tags: row.dietary_tags.0,
+            photo_url: row.photo_url,
+            visible: row.visible,
+            position: u32::try_from(row.position).unwrap_or_default(),
         }
     }
 }
 
 const SELECT: &str =
-    "SELECT dish_id, name, description, category, price_amount, currency, allergens,
-        station, prep_minutes, available, unavailable_reason FROM menu_dishes";
+    "SELECT dish_id, name, description, category, price_amount, currency, allergens, station,
+        prep_minutes, available, unavailable_reason, dietary_tags, photo_url, visible, position
+     FROM menu_dishes";
 
-/// The menu: every dish, available or not, grouped by category.
+/// The menu grouped by category: every dish, available or not; hidden ones only when
+/// `with_hidden` (the manager's menu).
 ///
 /// # Errors
 /// A database error.
-pub async fn menu(pool: &PgPool) -> Result<Menu, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(&format!("{SELECT} ORDER BY added_at, dish_id"))
-        .fetch_all(pool)
-        .await?;
+pub async fn menu(pool: &PgPool, with_hidden: bool) -> Result<Menu, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "{SELECT} WHERE visible OR $1
+         ORDER BY min(added_at) OVER (PARTITION BY category), category, position, added_at, dish_id"
+    ))
+    .bind(with_hidden)
+    .fetch_all(pool)
+    .await?;
     let mut categories: Vec<MenuCategory> = Vec::new();
     for dish in rows.into_iter().map(MenuDish::from) {
         match categories.iter_mut().find(|c| c.name == dish.category) {
@@ -405,9 +488,63 @@ impl EventHandler for MenuProjector {
                 .execute(&mut *tx)
                 .await?;
             }
+            DishEvent::DishPresentationChanged {
+                dietary_tags,
+                photo_url,
+                at,
+            } => {
+                let dietary_tags: Vec<DietaryTagName> =
+                    dietary_tags.into_iter().map(DietaryTagName::from).collect();
+                sqlx::query(
+                    "UPDATE menu_dishes SET dietary_tags = $2, photo_url = $3, updated_at = $4, version = $5
+                     WHERE dish_id = $1",
+                )
+                .bind(dish_id)
+                .bind(Json(dietary_tags))
+                .bind(photo_url)
+                .bind(at)
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+            }
+            DishEvent::DishVisibilityChanged { visible, at } => {
+                sqlx::query(
+                    "UPDATE menu_dishes SET visible = $2, updated_at = $3, version = $4 WHERE dish_id = $1",
+                )
+                .bind(dish_id)
+                .bind(visible)
+                .bind(at)
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+            }
+            DishEvent::DishMoved { position, at } => {
+                sqlx::query(
+                    "UPDATE menu_dishes SET position = $2, updated_at = $3, version = $4 WHERE dish_id = $1",
+                )
+                .bind(dish_id)
+                .bind(i32::try_from(position).unwrap_or(i32::MAX))
+                .bind(at)
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         feed::record(tx, FEED, &dish_id.to_string()).await?;
         Ok(())
+    }
+}
+
+/// How to rebuild the menu from the orders service's event store.
+#[must_use]
+pub fn spec() -> crate::rebuild::ProjectionSpec {
+    crate::rebuild::ProjectionSpec {
+        name: NAME,
+        service: "orders",
+        aggregate_types: &["dish"],
+        tables: &["menu_dishes"],
+        migrations: MIGRATIONS,
+        handler: Arc::new(MenuProjector),
     }
 }
 
@@ -419,6 +556,18 @@ fn minutes(value: u32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dietary_tags_keep_the_domain_spelling() {
+        for tag in DietaryTag::ALL {
+            let name = DietaryTagName::from(tag);
+            assert_eq!(DietaryTag::from(name), tag);
+            assert_eq!(
+                serde_json::to_value(name).expect("serializes"),
+                serde_json::to_value(tag).expect("serializes")
+            );
+        }
+    }
 
     #[test]
     fn allergens_keep_the_domain_spelling() {

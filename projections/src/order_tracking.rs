@@ -5,9 +5,13 @@
 //!
 //! Every change is recorded in the `orders` [`feed`] with the order id as key, so a customer's
 //! tracking page follows exactly one order and resumes with `Last-Event-ID`.
+//!
+//! A second projector, [`KitchenEstimates`], adds the kitchen's quote of when the food will be
+//! ready (`kitchen.ticket.estimated`) while the order is being prepared.
 
 use std::sync::Arc;
 
+use brigade_domain::kitchen::TicketEvent;
 use brigade_domain::ordering::{Order, OrderEvent, OrderLine, OrderStatus};
 use brigade_domain::{Actor, Address};
 use brigade_nats::{EventHandler, HandlerError, Migration, ReceivedEvent, Subscription};
@@ -23,13 +27,16 @@ use crate::menu::Amount;
 
 /// The durable consumer name of this projection.
 pub const NAME: &str = "orders-tracking";
+/// The durable consumer name of the kitchen's estimates, on the kitchen's stream.
+pub const ESTIMATES_NAME: &str = "orders-tracking-estimates";
 /// The feed tracking pages follow; keys are order ids.
 pub const FEED: &str = "orders";
 
 /// Schema of the read model.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    name: "0300_order_tracking",
-    sql: r"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "0300_order_tracking",
+        sql: r"
 CREATE TABLE order_tracking (
     order_id         uuid        PRIMARY KEY,
     customer_id      uuid        NOT NULL,
@@ -50,7 +57,12 @@ CREATE TABLE order_tracking (
 CREATE INDEX order_tracking_customer ON order_tracking (customer_id, placed_at DESC, order_id DESC);
 CREATE INDEX order_tracking_placed ON order_tracking (placed_at DESC, order_id DESC);
 ",
-}];
+    },
+    Migration {
+        name: "0301_order_tracking_estimate",
+        sql: "ALTER TABLE order_tracking ADD COLUMN estimated_ready_at timestamptz;",
+    },
+];
 
 /// Where an order stands (API.md's spelling).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Enum)]
@@ -251,6 +263,8 @@ pub struct TrackedOrder {
     pub history: Vec<StatusEntry>,
     /// Why it was cancelled or rejected.
     pub reason: Option<String>,
+    /// The kitchen's latest quote of when the food will be ready, until it is.
+    pub estimated_ready_at: Option<DateTime<Utc>>,
     /// Sequence of the last order event applied: a screen ignores an older copy.
     pub version: i64,
 }
@@ -281,6 +295,7 @@ impl TrackedOrder {
                 })
                 .collect(),
             reason: None,
+            estimated_ready_at: None,
             version,
         })
     }
@@ -299,6 +314,7 @@ struct Row {
     placed_at: DateTime<Utc>,
     history: Json<Vec<StatusEntry>>,
     reason: Option<String>,
+    estimated_ready_at: Option<DateTime<Utc>>,
     version: i64,
 }
 
@@ -318,6 +334,7 @@ impl From<Row> for TrackedOrder {
             placed_at: row.placed_at,
             history: row.history.0,
             reason: row.reason,
+            estimated_ready_at: row.estimated_ready_at,
             version: row.version,
         }
     }
@@ -325,7 +342,7 @@ impl From<Row> for TrackedOrder {
 
 const SELECT: &str =
     "SELECT order_id, customer_id, status, items, total_amount, currency, delivery_address,
-        contact_phone, placed_at, history, reason, version FROM order_tracking";
+        contact_phone, placed_at, history, reason, estimated_ready_at, version FROM order_tracking";
 
 /// One order.
 ///
@@ -581,6 +598,8 @@ impl EventHandler for OrderTracking {
                         reason = coalesce($4, reason),
                         ready_at = CASE WHEN $2 = 'ready' THEN $5 ELSE ready_at END,
                         delivered_at = CASE WHEN $2 = 'delivered' THEN $5 ELSE delivered_at END,
+                        estimated_ready_at = CASE WHEN $2 IN ('accepted', 'in_preparation')
+                            THEN estimated_ready_at END,
                         updated_at = $5,
                         version = $6
                      WHERE order_id = $1",
@@ -602,6 +621,82 @@ impl EventHandler for OrderTracking {
         }
         feed::record(tx, FEED, &order_id.to_string()).await?;
         Ok(())
+    }
+}
+
+/// How to rebuild order tracking from the orders service's event store. The kitchen's
+/// estimates are not in it: a rebuilt table shows none until the kitchen's next quote.
+#[must_use]
+pub fn spec() -> crate::rebuild::ProjectionSpec {
+    crate::rebuild::ProjectionSpec {
+        name: NAME,
+        service: "orders",
+        aggregate_types: &["order"],
+        tables: &["order_tracking"],
+        migrations: MIGRATIONS,
+        handler: Arc::new(OrderTracking),
+    }
+}
+
+/// The subscription that adds the kitchen's estimates to the tracking table.
+#[must_use]
+pub fn estimates_subscription() -> Subscription {
+    Subscription {
+        name: ESTIMATES_NAME.to_owned(),
+        source: "kitchen",
+        aggregate_types: vec!["ticket"],
+        handler: Arc::new(KitchenEstimates),
+    }
+}
+
+/// Records the kitchen's quotes (`TicketEstimated`) on orders still being prepared; every
+/// other kitchen event only advances its checkpoint.
+pub struct KitchenEstimates;
+
+#[async_trait::async_trait]
+impl EventHandler for KitchenEstimates {
+    async fn handle(
+        &self,
+        event: &ReceivedEvent,
+        tx: &mut PgConnection,
+    ) -> Result<(), HandlerError> {
+        let envelope = &event.envelope;
+        let ticket_event: TicketEvent = envelope
+            .decode()
+            .map_err(|e| HandlerError::Permanent(format!("not a ticket event: {e}")))?;
+        let TicketEvent::TicketEstimated { ready_at, .. } = ticket_event else {
+            return Ok(());
+        };
+        let order_id: Uuid = envelope.aggregate_id.parse().map_err(|_| {
+            HandlerError::Permanent(format!(
+                "ticket id {:?} is not a uuid",
+                envelope.aggregate_id
+            ))
+        })?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM order_tracking WHERE order_id = $1 FOR UPDATE")
+                .bind(order_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match status.as_deref() {
+            // The order's own events have not been projected yet: come back later.
+            None => Err(HandlerError::Transient(format!(
+                "order {order_id} is not tracked yet"
+            ))),
+            Some("placed" | "accepted" | "in_preparation") => {
+                sqlx::query(
+                    "UPDATE order_tracking SET estimated_ready_at = $2 WHERE order_id = $1",
+                )
+                .bind(order_id)
+                .bind(ready_at)
+                .execute(&mut *tx)
+                .await?;
+                feed::record(tx, FEED, &order_id.to_string()).await?;
+                Ok(())
+            }
+            // Ready, on its way, or over: a quote is no news any more.
+            Some(_) => Ok(()),
+        }
     }
 }
 

@@ -124,7 +124,7 @@ pub async fn rebuild(
                 envelope.sequence,
             );
             events += 1;
-            if events % 5_000 == 0 {
+            if events.is_multiple_of(5_000) {
                 progress(events);
             }
         }

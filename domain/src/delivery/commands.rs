@@ -25,6 +25,9 @@ pub enum DeliveryCommand {
     /// Dispatch or a manager gives the delivery to a courier, replacing any previous one
     /// until pickup.
     Assign { courier_id: Uuid, at: DateTime<Utc> },
+    /// The assigned courier turns the delivery down before pickup: it is ready for pickup
+    /// again (`CourierUnassigned`), for dispatch to offer it to someone else.
+    Decline { courier_id: Uuid, at: DateTime<Utc> },
     /// The assigned courier collects the food.
     PickUp { courier_id: Uuid, at: DateTime<Utc> },
     /// The courier hands the food over.

@@ -199,6 +199,14 @@ impl Delivery {
                     }),
                 }
             }
+            DeliveryCommand::Decline { courier_id, at } => {
+                self.existing()?.check_courier(
+                    "decline",
+                    &[DeliveryStatus::Assigned],
+                    courier_id,
+                )?;
+                Ok(vec![DeliveryEvent::CourierUnassigned { courier_id, at }])
+            }
             DeliveryCommand::PickUp { courier_id, at } => {
                 self.existing()?.check_courier(
                     "pick up",
@@ -804,6 +812,46 @@ mod tests {
                 action: "fail",
                 status: DeliveryStatus::ReadyForPickup,
             });
+    }
+
+    // --- decline --------------------------------------------------------------------------
+
+    #[test]
+    fn the_assigned_courier_declines_before_pickup_and_the_delivery_waits_again() {
+        let decline = |courier_id| DeliveryCommand::Decline {
+            courier_id,
+            at: at(12),
+        };
+        DeliveryTest::with(())
+            .given(vec![requested(), ready(), assigned(ALICE)])
+            .when(decline(ALICE))
+            .then_expect_events(vec![DeliveryEvent::CourierUnassigned {
+                courier_id: ALICE,
+                at: at(12),
+            }]);
+        DeliveryTest::with(())
+            .given(vec![requested(), ready(), assigned(ALICE)])
+            .when(decline(BOB))
+            .then_expect_error(DeliveryError::NotYourDelivery);
+        DeliveryTest::with(())
+            .given(vec![
+                requested(),
+                ready(),
+                assigned(ALICE),
+                picked_up(ALICE),
+            ])
+            .when(decline(ALICE))
+            .then_expect_error(DeliveryError::WrongStatus {
+                action: "decline",
+                status: DeliveryStatus::PickedUp,
+            });
+        let (declined, reloaded, _) = handle_then_reload::<Delivery>(
+            vec![requested(), ready(), assigned(ALICE)],
+            decline(ALICE),
+        );
+        assert_eq!(declined, reloaded);
+        assert_eq!(declined.status(), Some(DeliveryStatus::ReadyForPickup));
+        assert_eq!(declined.courier_id(), None);
     }
 
     // --- cancellation ---------------------------------------------------------------------
