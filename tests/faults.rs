@@ -23,31 +23,59 @@ async fn a_poison_message_is_parked_in_dead_letters_and_blocks_nothing_behind_it
     let client = async_nats::connect(&system.nats_url).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let subject = format!("{}.orders.order.placed", system.namespace);
-    js.publish(subject.clone(), "not json at all".into()).await.unwrap().await.unwrap();
+    js.publish(subject.clone(), "not json at all".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     let poisoned = Uuid::new_v4();
     let envelope = json!({
         "eventId": Uuid::new_v4(), "aggregateType": "order", "aggregateId": poisoned.to_string(),
         "sequence": 1, "eventType": "OrderPlaced", "eventVersion": "1.0",
         "payload": {"OrderPlaced": {"unexpected": true}}, "metadata": {}, "recordedAt": "2026-11-27T12:00:00Z"
     });
-    js.publish(subject, serde_json::to_vec(&envelope).unwrap().into()).await.unwrap().await.unwrap();
+    js.publish(subject, serde_json::to_vec(&envelope).unwrap().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
 
     // A real order behind them still reaches the kitchen.
-    let order_id = system.place_order(&customer, json!([{"dishId": dishes[0], "quantity": 1}])).await;
+    let order_id = system
+        .place_order(&customer, json!([{"dishId": dishes[0], "quantity": 1}]))
+        .await;
     eventually(Duration::from_secs(30), || async {
-        system.get("kitchen", &format!("/tickets/{order_id}"), &chef.token).await.0 == 200
+        system
+            .get("kitchen", &format!("/tickets/{order_id}"), &chef.token)
+            .await
+            .0
+            == 200
     })
     .await;
 
-    let mut parked = Vec::new();
     eventually(Duration::from_secs(30), || async {
-        parked = system.dead_letters("kitchen").await;
-        parked.len() == 2
+        system.dead_letters("kitchen").await.len() == 2
     })
     .await;
-    assert!(parked.iter().all(|(consumer, _)| consumer == "kitchen-from-orders"), "{parked:?}");
-    assert!(parked.iter().any(|(_, error)| error.contains("not a Brigade event")), "{parked:?}");
-    assert!(parked.iter().any(|(_, error)| error.contains("not an order event")), "{parked:?}");
+    let parked = system.dead_letters("kitchen").await;
+    assert!(
+        parked
+            .iter()
+            .all(|(consumer, _)| consumer == "kitchen-from-orders"),
+        "{parked:?}"
+    );
+    assert!(
+        parked
+            .iter()
+            .any(|(_, error)| error.contains("not a Brigade event")),
+        "{parked:?}"
+    );
+    assert!(
+        parked
+            .iter()
+            .any(|(_, error)| error.contains("not an order event")),
+        "{parked:?}"
+    );
     system.shutdown().await;
 }
 
@@ -60,9 +88,18 @@ struct PrivateNats {
 
 impl PrivateNats {
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("nats-{port}"));
-        let mut nats = Self { port, dir, child: None };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir =
+            std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("nats-{port}"));
+        let mut nats = Self {
+            port,
+            dir,
+            child: None,
+        };
         nats.resume();
         nats
     }
@@ -73,7 +110,14 @@ impl PrivateNats {
 
     fn resume(&mut self) {
         let child = tokio::process::Command::new(nats_server())
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -92,10 +136,14 @@ impl PrivateNats {
 }
 
 fn nats_server() -> &'static str {
-    ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .unwrap_or("nats-server")
+    [
+        "/usr/sbin/nats-server",
+        "/usr/bin/nats-server",
+        "/usr/local/bin/nats-server",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .unwrap_or("nats-server")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,22 +157,36 @@ async fn an_order_placed_while_nats_is_down_is_accepted_and_flows_once_nats_is_b
     let dishes = system.dishes(1).await;
 
     nats.stop().await;
-    let order_id = system.place_order(&customer, json!([{"dishId": dishes[0], "quantity": 1}])).await;
-    let (status, order) = system.get("orders", &format!("/orders/{order_id}"), &customer.token).await;
+    let order_id = system
+        .place_order(&customer, json!([{"dishId": dishes[0], "quantity": 1}]))
+        .await;
+    let (status, order) = system
+        .get("orders", &format!("/orders/{order_id}"), &customer.token)
+        .await;
     assert_eq!(status, 200, "{order}");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        system.get("kitchen", &format!("/tickets/{order_id}"), &chef.token).await.0,
+        system
+            .get("kitchen", &format!("/tickets/{order_id}"), &chef.token)
+            .await
+            .0,
         404,
         "nothing can reach the kitchen while NATS is down"
     );
 
     nats.resume();
     eventually(Duration::from_secs(60), || async {
-        system.get("kitchen", &format!("/tickets/{order_id}"), &chef.token).await.0 == 200
+        system
+            .get("kitchen", &format!("/tickets/{order_id}"), &chef.token)
+            .await
+            .0
+            == 200
     })
     .await;
-    assert_eq!(system.history("kitchen", "ticket", order_id).await, ["TicketOpened"]);
+    assert_eq!(
+        system.history("kitchen", "ticket", order_id).await,
+        ["TicketOpened"]
+    );
     system.shutdown().await;
     nats.stop().await;
     let _ = std::fs::remove_dir_all(&nats.dir);

@@ -6,7 +6,8 @@ use std::path::Path;
 
 #[test]
 fn committed_openapi_documents_match_the_code() {
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("openapi-{}", std::process::id()));
+    let out =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("openapi-{}", std::process::id()));
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_brigade"))
         .args(["openapi", "--out"])
         .arg(&out)

@@ -218,7 +218,7 @@ impl Inner {
             .ensure_stream(sub.source)
             .await
             .map_err(|e| e.to_string())?;
-        let filter_subjects = sub
+        let mut filters: Vec<String> = sub
             .aggregate_types
             .iter()
             .map(|aggregate| {
@@ -227,11 +227,19 @@ impl Inner {
                     .subject(&format!("{}.{aggregate}.>", sub.source))
             })
             .collect();
+        // One filter goes in `filter_subject`, which every JetStream server honours; several
+        // need `filter_subjects` (NATS 2.10+; older servers deliver everything, see `process`).
+        let (filter_subject, filter_subjects) = if filters.len() == 1 {
+            (filters.remove(0), Vec::new())
+        } else {
+            (String::new(), filters)
+        };
         let consumer = stream
             .get_or_create_consumer(
                 &sub.name,
                 pull::Config {
                     durable_name: Some(sub.name.clone()),
+                    filter_subject,
                     filter_subjects,
                     ack_policy: AckPolicy::Explicit,
                     deliver_policy: DeliverPolicy::All,

@@ -8,8 +8,11 @@
 //! is the longest of them. They are copied onto the ticket then, like the price on an order:
 //! editing a dish later does not move a ticket already on the pass. (A rebuild copies them
 //! again from the dishes as they are at that time.)
+//!
+//! Ready-time quotes (`kitchen.estimate.*`, from the kitchen's estimator) are kept beside the
+//! queue in `kitchen_estimates` by a third subscription, and shown on each ticket.
 
-use brigade_domain::kitchen::{ItemStatus, TicketEvent};
+use brigade_domain::kitchen::{EstimateEvent, ItemStatus, TicketEvent};
 use brigade_domain::ordering::{Dish, DishEvent};
 use brigade_nats::{EventHandler, HandlerError, Migration, ReceivedEvent, Subscription};
 use chrono::{DateTime, Duration, Utc};
@@ -27,6 +30,8 @@ use crate::feed;
 pub const NAME: &str = "kitchen-queue";
 /// The durable consumer that keeps the kitchen's copy of the dishes' stations.
 pub const DISHES_NAME: &str = "kitchen-dishes";
+/// The durable consumer that keeps the latest ready-time quote of each ticket.
+pub const ESTIMATES_NAME: &str = "kitchen-estimates";
 /// The feed live kitchen screens follow; keys are order ids.
 pub const FEED: &str = "kitchen";
 /// The station of a dish the kitchen does not know (the menu's own default).
@@ -68,6 +73,20 @@ ALTER TABLE kitchen_queue
     ADD COLUMN target_minutes     integer NOT NULL DEFAULT 15,
     ADD COLUMN estimated_ready_at timestamptz;
 CREATE INDEX kitchen_queue_closed ON kitchen_queue (closed_at) WHERE status <> 'open';
+",
+    },
+    Migration {
+        name: "0202_kitchen_estimates",
+        // Quotes moved off the ticket to their own stream (`kitchen.estimate.*`), so they are
+        // kept beside the queue rather than in it: a rebuild of the queue, which replays only
+        // ticket events, must not lose them. Same `public.` / `IF NOT EXISTS` reason as 0201.
+        sql: r"
+CREATE TABLE IF NOT EXISTS public.kitchen_estimates (
+    order_id  uuid        PRIMARY KEY,
+    ready_at  timestamptz NOT NULL,
+    quoted_at timestamptz NOT NULL
+);
+ALTER TABLE kitchen_queue DROP COLUMN IF EXISTS estimated_ready_at;
 ",
     },
 ];
@@ -147,7 +166,8 @@ pub struct QueuedTicket {
     pub reason: Option<String>,
     /// When it became ready, rejected or cancelled.
     pub closed_at: Option<DateTime<Utc>>,
-    /// Sequence of the last ticket event applied: a screen ignores an older copy.
+    /// Sequence of the last ticket event applied: a screen ignores an older copy. (A new
+    /// quote alone, `estimatedReadyAt`, is pushed with the same version.)
     pub version: i64,
     /// The preparation target: the longest preparation time of its dishes.
     pub target_minutes: u32,
@@ -159,7 +179,7 @@ pub struct QueuedTicket {
     /// Open past its `targetAt`, or made ready after it.
     pub late: bool,
     /// The kitchen's current quote of when it will be ready, from the live load
-    /// (`kitchen.ticket.estimated`); none until the first quote.
+    /// (`kitchen.estimate.ticket_estimated`); none until the first quote.
     pub estimated_ready_at: Option<DateTime<Utc>>,
 }
 
@@ -242,7 +262,8 @@ fn state_of(status: &str) -> TicketState {
 }
 
 const SELECT: &str = "SELECT order_id, placed_at, status, items, reason, closed_at, version, \
-     target_minutes, estimated_ready_at FROM kitchen_queue";
+     target_minutes, e.ready_at AS estimated_ready_at \
+     FROM kitchen_queue LEFT JOIN kitchen_estimates e USING (order_id)";
 
 /// Open tickets, oldest order first, timed at `now`.
 ///
@@ -376,6 +397,17 @@ pub fn dishes_subscription() -> Subscription {
     }
 }
 
+/// The subscription that keeps the latest quote of each ticket.
+#[must_use]
+pub fn estimates_subscription() -> Subscription {
+    Subscription {
+        name: ESTIMATES_NAME.to_owned(),
+        source: "kitchen",
+        aggregate_types: vec!["estimate"],
+        handler: Arc::new(KitchenEstimates),
+    }
+}
+
 /// The projector.
 pub struct KitchenQueue;
 
@@ -479,16 +511,6 @@ impl EventHandler for KitchenQueue {
                         item.started_at = None;
                     }
                 })
-                .await?;
-            }
-            TicketEvent::TicketEstimated { ready_at, .. } => {
-                sqlx::query(
-                    "UPDATE kitchen_queue SET estimated_ready_at = $2, version = $3 WHERE order_id = $1",
-                )
-                .bind(order_id)
-                .bind(ready_at)
-                .bind(version)
-                .execute(&mut *tx)
                 .await?;
             }
             TicketEvent::TicketReady { at } => {
@@ -612,6 +634,39 @@ impl EventHandler for KitchenDishes {
             // photo, position…) are none of the kitchen's business.
             _ => {}
         }
+        Ok(())
+    }
+}
+
+/// Keeps `kitchen_estimates`, the latest quote of each ticket, and tells the screens.
+pub struct KitchenEstimates;
+
+#[async_trait::async_trait]
+impl EventHandler for KitchenEstimates {
+    async fn handle(
+        &self,
+        event: &ReceivedEvent,
+        tx: &mut PgConnection,
+    ) -> Result<(), HandlerError> {
+        let EstimateEvent::TicketEstimated {
+            order_id,
+            ready_at,
+            at,
+        } = event
+            .envelope
+            .decode()
+            .map_err(|e| HandlerError::Permanent(format!("not an estimate event: {e}")))?;
+        sqlx::query(
+            "INSERT INTO kitchen_estimates (order_id, ready_at, quoted_at) VALUES ($1, $2, $3)
+             ON CONFLICT (order_id) DO UPDATE SET ready_at = EXCLUDED.ready_at,
+                                                  quoted_at = EXCLUDED.quoted_at",
+        )
+        .bind(order_id)
+        .bind(ready_at)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        feed::record(tx, FEED, &order_id.to_string()).await?;
         Ok(())
     }
 }

@@ -7,11 +7,11 @@
 //! tracking page follows exactly one order and resumes with `Last-Event-ID`.
 //!
 //! A second projector, [`KitchenEstimates`], adds the kitchen's quote of when the food will be
-//! ready (`kitchen.ticket.estimated`) while the order is being prepared.
+//! ready (`kitchen.estimate.ticket_estimated`) while the order is being prepared.
 
 use std::sync::Arc;
 
-use brigade_domain::kitchen::TicketEvent;
+use brigade_domain::kitchen::EstimateEvent;
 use brigade_domain::ordering::{Order, OrderEvent, OrderLine, OrderStatus};
 use brigade_domain::{Actor, Address};
 use brigade_nats::{EventHandler, HandlerError, Migration, ReceivedEvent, Subscription};
@@ -644,13 +644,13 @@ pub fn estimates_subscription() -> Subscription {
     Subscription {
         name: ESTIMATES_NAME.to_owned(),
         source: "kitchen",
-        aggregate_types: vec!["ticket"],
+        aggregate_types: vec!["estimate"],
         handler: Arc::new(KitchenEstimates),
     }
 }
 
-/// Records the kitchen's quotes (`TicketEstimated`) on orders still being prepared; every
-/// other kitchen event only advances its checkpoint.
+/// Records the kitchen's quotes (`TicketEstimated`) on orders still being prepared; a quote
+/// that trails the order's `ready` (or end) is ignored.
 pub struct KitchenEstimates;
 
 #[async_trait::async_trait]
@@ -661,18 +661,11 @@ impl EventHandler for KitchenEstimates {
         tx: &mut PgConnection,
     ) -> Result<(), HandlerError> {
         let envelope = &event.envelope;
-        let ticket_event: TicketEvent = envelope
+        let EstimateEvent::TicketEstimated {
+            order_id, ready_at, ..
+        } = envelope
             .decode()
-            .map_err(|e| HandlerError::Permanent(format!("not a ticket event: {e}")))?;
-        let TicketEvent::TicketEstimated { ready_at, .. } = ticket_event else {
-            return Ok(());
-        };
-        let order_id: Uuid = envelope.aggregate_id.parse().map_err(|_| {
-            HandlerError::Permanent(format!(
-                "ticket id {:?} is not a uuid",
-                envelope.aggregate_id
-            ))
-        })?;
+            .map_err(|e| HandlerError::Permanent(format!("not an estimate event: {e}")))?;
         let status: Option<String> =
             sqlx::query_scalar("SELECT status FROM order_tracking WHERE order_id = $1 FOR UPDATE")
                 .bind(order_id)

@@ -85,12 +85,21 @@ impl System {
             ("BRIGADE_NAMESPACE".to_owned(), self.namespace.clone()),
             ("BRIGADE_NATS_URL".to_owned(), self.nats_url.clone()),
             ("BRIGADE_MANAGER_EMAIL".to_owned(), MANAGER_EMAIL.to_owned()),
-            ("BRIGADE_MANAGER_PASSWORD".to_owned(), MANAGER_PASSWORD.to_owned()),
+            (
+                "BRIGADE_MANAGER_PASSWORD".to_owned(),
+                MANAGER_PASSWORD.to_owned(),
+            ),
             ("BRIGADE_DATABASE_POOL".to_owned(), "12".to_owned()),
-            ("RUST_LOG".to_owned(), "info,sqlx=warn,async_nats=warn,poem=warn".to_owned()),
+            (
+                "RUST_LOG".to_owned(),
+                "info,sqlx=warn,async_nats=warn,poem=warn".to_owned(),
+            ),
         ];
         for (service, port) in &self.ports {
-            env.push((format!("BRIGADE_{}_PORT", service.to_ascii_uppercase()), port.to_string()));
+            env.push((
+                format!("BRIGADE_{}_PORT", service.to_ascii_uppercase()),
+                port.to_string(),
+            ));
         }
         env
     }
@@ -98,7 +107,11 @@ impl System {
     /// Starts one service process (its output goes to a log file named after the test's prefix).
     pub fn spawn(&mut self, service: &'static str) {
         let log = self.log_dir.join(format!("{}{service}.log", self.prefix));
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_brigade"))
             .args(["serve", service])
             .envs(self.env())
@@ -136,7 +149,9 @@ impl System {
             assert!(
                 started.elapsed() < Duration::from_secs(60),
                 "{service} did not become ready; see {}",
-                self.log_dir.join(format!("{}{service}.log", self.prefix)).display()
+                self.log_dir
+                    .join(format!("{}{service}.log", self.prefix))
+                    .display()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -148,9 +163,12 @@ impl System {
 
     /// A pool on one service's database, for checking its event store directly.
     pub async fn db(&self, service: &str) -> PgPool {
-        PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{}{service}", self.prefix))
-            .await
-            .unwrap()
+        PgPool::connect(&format!(
+            "postgres://postgres@127.0.0.1:5432/{}{service}",
+            self.prefix
+        ))
+        .await
+        .unwrap()
     }
 
     /// Sends a request; returns the status and the JSON body (Null when empty or not JSON).
@@ -180,11 +198,20 @@ impl System {
     }
 
     pub async fn get(&self, service: &str, path: &str, token: &str) -> (u16, Value) {
-        self.call(reqwest::Method::GET, service, path, Some(token), None, &[]).await
+        self.call(reqwest::Method::GET, service, path, Some(token), None, &[])
+            .await
     }
 
     pub async fn post(&self, service: &str, path: &str, token: &str, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::POST, service, path, Some(token), Some(body), &[]).await
+        self.call(
+            reqwest::Method::POST,
+            service,
+            path,
+            Some(token),
+            Some(body),
+            &[],
+        )
+        .await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Session {
@@ -212,7 +239,11 @@ impl System {
 
     /// Signs up a new customer and signs them in.
     pub async fn customer(&self, name: &str) -> Session {
-        let email = format!("{}.{}@brigade.test", name.to_lowercase(), Uuid::new_v4().simple());
+        let email = format!(
+            "{}.{}@brigade.test",
+            name.to_lowercase(),
+            Uuid::new_v4().simple()
+        );
         let (status, body) = self
             .call(
                 reqwest::Method::POST,
@@ -229,7 +260,11 @@ impl System {
 
     /// A staff account created by the manager, signed in.
     pub async fn staff(&self, manager: &Session, role: &str, name: &str) -> Session {
-        let email = format!("{}.{}@brigade.test", name.to_lowercase(), Uuid::new_v4().simple());
+        let email = format!(
+            "{}.{}@brigade.test",
+            name.to_lowercase(),
+            Uuid::new_v4().simple()
+        );
         let (status, body) = self
             .post(
                 "identity",
@@ -247,7 +282,12 @@ impl System {
         let courier = self.staff(manager, "courier", name).await;
         eventually(Duration::from_secs(20), || async {
             let (status, _) = self
-                .post("delivery", "/couriers/me/shift", &courier.token, json!({"onShift": true}))
+                .post(
+                    "delivery",
+                    "/couriers/me/shift",
+                    &courier.token,
+                    json!({"onShift": true}),
+                )
                 .await;
             status == 200
         })
@@ -278,7 +318,9 @@ impl System {
 
     /// The ids of the first `n` available dishes of the menu.
     pub async fn dishes(&self, n: usize) -> Vec<String> {
-        let (status, menu) = self.call(reqwest::Method::GET, "orders", "/menu", None, None, &[]).await;
+        let (status, menu) = self
+            .call(reqwest::Method::GET, "orders", "/menu", None, None, &[])
+            .await;
         assert_eq!(status, 200, "menu: {menu}");
         let ids: Vec<String> = menu["categories"]
             .as_array()
@@ -328,16 +370,23 @@ impl System {
         }
         if let Ok(admin) = PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await {
             for service in SERVICES {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{}{service}\" WITH (FORCE)", self.prefix))
-                    .execute(&admin)
-                    .await;
+                let _ = sqlx::query(&format!(
+                    "DROP DATABASE IF EXISTS \"{}{service}\" WITH (FORCE)",
+                    self.prefix
+                ))
+                .execute(&admin)
+                .await;
             }
         }
         if let Ok(client) = async_nats::connect(&self.nats_url).await {
             let js = async_nats::jetstream::new(client);
             for service in SERVICES {
                 let _ = js
-                    .delete_stream(format!("{}_{}", self.namespace.to_uppercase(), service.to_uppercase()))
+                    .delete_stream(format!(
+                        "{}_{}",
+                        self.namespace.to_uppercase(),
+                        service.to_uppercase()
+                    ))
                     .await;
             }
         }
@@ -352,7 +401,10 @@ where
 {
     let started = Instant::now();
     while !condition().await {
-        assert!(started.elapsed() < timeout, "condition not reached within {timeout:?}");
+        assert!(
+            started.elapsed() < timeout,
+            "condition not reached within {timeout:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -377,47 +429,63 @@ pub async fn cook(system: &System, chef: &Session, order_id: Uuid) {
     let items = ticket["items"].as_array().unwrap().len();
     for index in 0..items {
         let (status, body) = system
-            .post("kitchen", &format!("/tickets/{order_id}/items/{index}/start"), &chef.token, json!({}))
+            .post(
+                "kitchen",
+                &format!("/tickets/{order_id}/items/{index}/start"),
+                &chef.token,
+                json!({}),
+            )
             .await;
         assert_eq!(status, 200, "start item {index} of {order_id}: {body}");
         let (status, body) = system
-            .post("kitchen", &format!("/tickets/{order_id}/items/{index}/ready"), &chef.token, json!({}))
+            .post(
+                "kitchen",
+                &format!("/tickets/{order_id}/items/{index}/ready"),
+                &chef.token,
+                json!({}),
+            )
             .await;
         assert_eq!(status, 200, "ready item {index} of {order_id}: {body}");
     }
 }
 
-/// The delivery of the order once the food is ready: assigned (by the manager unless dispatch
-/// already did), picked up and delivered by its courier.
-pub async fn deliver(system: &System, manager: &Session, couriers: &[Session], order_id: Uuid, pick: usize) {
+/// The delivery of the order once the food is ready: dispatch assigns the nearest free
+/// courier on shift (one delivery at a time each), who picks it up and delivers it.
+pub async fn deliver(system: &System, manager: &Session, couriers: &[Session], order_id: Uuid) {
     let path = format!("/deliveries/{order_id}");
-    let mut delivery = Value::Null;
-    eventually(Duration::from_secs(60), || async {
+    let started = Instant::now();
+    let delivery = loop {
         let (status, body) = system.get("delivery", &path, &manager.token).await;
-        let ready = status == 200 && matches!(body["status"].as_str(), Some("ready_for_pickup" | "assigned"));
-        delivery = body;
-        ready
-    })
-    .await;
-    let courier = if delivery["status"] == "assigned" {
-        let id = delivery["courier"]["id"].as_str().unwrap();
-        couriers
-            .iter()
-            .find(|c| c.account_id.to_string() == id)
-            .expect("dispatch picked one of our couriers")
-    } else {
-        let courier = &couriers[pick % couriers.len()];
-        let (status, body) = system
-            .post("delivery", &format!("{path}/assign"), &manager.token, json!({"courierId": courier.account_id}))
-            .await;
-        assert_eq!(status, 200, "assign {order_id}: {body}");
-        courier
+        if status == 200 && body["status"] == "assigned" {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "delivery of {order_id} never assigned: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let (status, body) = system.post("delivery", &format!("{path}/pickup"), &courier.token, json!({})).await;
+    let id = delivery["courier"]["id"].as_str().unwrap();
+    let courier = couriers
+        .iter()
+        .find(|c| c.account_id.to_string() == id)
+        .expect("dispatch picked one of our couriers");
+    let (status, body) = system
+        .post(
+            "delivery",
+            &format!("{path}/pickup"),
+            &courier.token,
+            json!({}),
+        )
+        .await;
     assert_eq!(status, 200, "pickup {order_id}: {body}");
     let (status, body) = system
-        .post("delivery", &format!("{path}/deliver"), &courier.token, json!({"receivedBy": "Camille", "note": "remis en main propre"}))
+        .post(
+            "delivery",
+            &format!("{path}/deliver"),
+            &courier.token,
+            json!({"receivedBy": "Camille", "note": "remis en main propre"}),
+        )
         .await;
     assert_eq!(status, 200, "deliver {order_id}: {body}");
 }
-

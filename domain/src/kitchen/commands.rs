@@ -1,5 +1,6 @@
 //! What the kitchen may be asked to do with a ticket: open it (from `OrderPlaced`), cook its
-//! items, bump it, reject it, or close it because the order was cancelled.
+//! items, undo a step taken by mistake, bump it, reject it, or close it because the order was
+//! cancelled; and what the kitchen's estimator may record: when a ticket will be ready.
 //!
 //! Items are addressed by their 0-based position on the ticket, in the order's line order.
 
@@ -24,10 +25,28 @@ pub enum TicketCommand {
     StartItem { index: usize, at: DateTime<Utc> },
     /// A chef finishes an item (it may skip "started").
     ReadyItem { index: usize, at: DateTime<Utc> },
+    /// A chef takes back the last step of an item (a mis-tap): only while the ticket is open,
+    /// and within [`Ticket::UNDO_WINDOW_SECS`](super::Ticket::UNDO_WINDOW_SECS) of that step.
+    UndoItemStep { index: usize, at: DateTime<Utc> },
     /// A chef marks everything left as ready at once.
     Bump { at: DateTime<Utc> },
     /// A chef gives up on the order (missing ingredient, ...), before anything is ready.
     Reject { reason: String, at: DateTime<Utc> },
     /// Issued by the kitchen service on `OrderCancelled`; idempotent.
     Cancel { at: DateTime<Utc> },
+}
+
+/// Commands on a [`ReadyEstimate`](super::ReadyEstimate) (aggregate id = order id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all_fields = "camelCase")]
+pub enum EstimateCommand {
+    /// Issued by the kitchen's estimator from the live load: when the order's ticket should
+    /// be ready. Recorded only when it moves the last quote by at least
+    /// [`ReadyEstimate::MIN_CHANGE_SECS`](super::ReadyEstimate::MIN_CHANGE_SECS); otherwise it
+    /// changes nothing, so replicas may issue it concurrently.
+    Quote {
+        order_id: Uuid,
+        ready_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
 }

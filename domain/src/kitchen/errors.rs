@@ -26,6 +26,12 @@ pub enum TicketError {
     TooLateToReject,
     #[error("this ticket is closed: its order was cancelled or rejected")]
     TicketClosed,
+    #[error("item {index} is still pending: there is no step to undo")]
+    NothingToUndo { index: usize },
+    #[error("item {index}: its last step is more than {window_secs} seconds old and can no longer be undone")]
+    UndoWindowPassed { index: usize, window_secs: i64 },
+    #[error("the ticket is ready: its order and delivery have moved on, so no step can be undone")]
+    TooLateToUndo,
 }
 
 impl TicketError {
@@ -42,6 +48,24 @@ impl TicketError {
             TicketError::ReasonTooLong { .. } => "ticket-reason-too-long",
             TicketError::TooLateToReject => "ticket-too-late-to-reject",
             TicketError::TicketClosed => "ticket-closed",
+            TicketError::NothingToUndo { .. } => "ticket-nothing-to-undo",
+            TicketError::UndoWindowPassed { .. } => "ticket-undo-window-passed",
+            TicketError::TooLateToUndo => "ticket-too-late-to-undo",
+        }
+    }
+}
+
+/// Why an [`EstimateCommand`](super::EstimateCommand) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EstimateError {
+    #[error("a ticket cannot be quoted ready before the quote is made")]
+    ReadyBeforeQuote,
+}
+
+impl EstimateError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            EstimateError::ReadyBeforeQuote => "estimate-ready-before-quote",
         }
     }
 }

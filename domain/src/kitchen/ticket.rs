@@ -6,6 +6,15 @@
 //! only while nothing on it is ready: once food is plated the kitchen finishes the order.
 //! Cancellation comes from the order and is idempotent; a closed (cancelled or rejected)
 //! ticket refuses every chef command.
+//!
+//! **Undo.** A chef may take back an item's last step (`in_preparation → pending`, or
+//! `ready → in_preparation`, or `ready → pending` for an item that skipped the middle step)
+//! within [`Ticket::UNDO_WINDOW_SECS`] of that step, measured with the command's `at`, and
+//! only while the ticket is open. Never once the ticket is ready: `TicketReady` has already
+//! made the order ready and put its delivery up for pickup (a courier may be on the way), and
+//! neither has a way back; reopening the ticket would leave the three disagreeing. A bump
+//! makes the ticket ready, so it cannot be undone either. Undoing the first start does not
+//! give the customer back the right to cancel: the order stays *in preparation*.
 
 use std::fmt;
 
@@ -122,6 +131,8 @@ struct OpenedTicket {
 
 impl Ticket {
     pub const MAX_REASON_CHARS: usize = 500;
+    /// How long after a step a chef may still undo it.
+    pub const UNDO_WINDOW_SECS: i64 = 120;
 
     pub fn is_opened(&self) -> bool {
         self.opened.is_some()
@@ -222,6 +233,31 @@ impl Ticket {
                     events.push(TicketEvent::TicketReady { at });
                 }
                 Ok(events)
+            }
+            TicketCommand::UndoItemStep { index, at } => {
+                let ticket = self.workable()?;
+                let item = ticket.item(index)?;
+                if ticket.status == TicketStatus::Ready {
+                    return Err(TicketError::TooLateToUndo);
+                }
+                let (to, stepped_at) = match item.status {
+                    ItemStatus::Pending => return Err(TicketError::NothingToUndo { index }),
+                    ItemStatus::InPreparation => (ItemStatus::Pending, item.started_at),
+                    ItemStatus::Ready if item.started_at.is_some() => {
+                        (ItemStatus::InPreparation, item.ready_at)
+                    }
+                    ItemStatus::Ready => (ItemStatus::Pending, item.ready_at),
+                };
+                // A step without a time cannot be placed in the window: refuse rather than guess.
+                let within = stepped_at
+                    .is_some_and(|stepped| (at - stepped).num_seconds() <= Self::UNDO_WINDOW_SECS);
+                if !within {
+                    return Err(TicketError::UndoWindowPassed {
+                        index,
+                        window_secs: Self::UNDO_WINDOW_SECS,
+                    });
+                }
+                Ok(vec![TicketEvent::ItemStepUndone { index, to, at }])
             }
             TicketCommand::Bump { at } => {
                 let ticket = self.workable()?;
@@ -362,6 +398,17 @@ impl Aggregate for Ticket {
                 self.set_item_status(index, ItemStatus::Ready);
                 if let Some(item) = self.item_mut(index) {
                     item.ready_at = Some(at);
+                }
+            }
+            TicketEvent::ItemStepUndone { index, to, .. } => {
+                self.set_item_status(index, to);
+                if let Some(item) = self.item_mut(index) {
+                    if to != ItemStatus::Ready {
+                        item.ready_at = None;
+                    }
+                    if to == ItemStatus::Pending {
+                        item.started_at = None;
+                    }
                 }
             }
             TicketEvent::TicketReady { at } => {
@@ -748,6 +795,138 @@ mod tests {
         }
     }
 
+    // --- undo -------------------------------------------------------------------------------
+
+    fn undo(index: usize, minute: u32) -> TicketCommand {
+        TicketCommand::UndoItemStep {
+            index,
+            at: at(minute),
+        }
+    }
+
+    fn undone(index: usize, to: ItemStatus, minute: u32) -> TicketEvent {
+        TicketEvent::ItemStepUndone {
+            index,
+            to,
+            at: at(minute),
+        }
+    }
+
+    #[test]
+    fn a_chef_undoes_a_start_and_the_item_is_pending_again() {
+        TicketTest::with(())
+            .given(vec![opened(), started(0)])
+            .when(undo(0, 3))
+            .then_expect_events(vec![undone(0, ItemStatus::Pending, 3)]);
+    }
+
+    #[test]
+    fn undoing_a_ready_item_goes_back_one_step() {
+        // Started first: back to in preparation.
+        TicketTest::with(())
+            .given(vec![opened(), started(0), item_ready(0)])
+            .when(undo(0, 4))
+            .then_expect_events(vec![undone(0, ItemStatus::InPreparation, 4)]);
+        // Went straight to ready: back to pending.
+        TicketTest::with(())
+            .given(vec![opened(), item_ready(1)])
+            .when(undo(1, 5))
+            .then_expect_events(vec![undone(1, ItemStatus::Pending, 5)]);
+    }
+
+    #[test]
+    fn a_step_can_be_undone_for_two_minutes_only() {
+        // ItemStarted at minute 2: minute 4 is exactly the window's end, minute 5 is past it.
+        TicketTest::with(())
+            .given(vec![opened(), started(0)])
+            .when(undo(0, 4))
+            .then_expect_events(vec![undone(0, ItemStatus::Pending, 4)]);
+        TicketTest::with(())
+            .given(vec![opened(), started(0)])
+            .when(undo(0, 5))
+            .then_expect_error(TicketError::UndoWindowPassed {
+                index: 0,
+                window_secs: 120,
+            });
+        // After undoing ready (minute 3), the item's last step is the start (minute 2).
+        TicketTest::with(())
+            .given(vec![
+                opened(),
+                started(0),
+                item_ready(0),
+                undone(0, ItemStatus::InPreparation, 3),
+            ])
+            .when(undo(0, 5))
+            .then_expect_error(TicketError::UndoWindowPassed {
+                index: 0,
+                window_secs: 120,
+            });
+    }
+
+    #[test]
+    fn a_pending_item_has_nothing_to_undo() {
+        TicketTest::with(())
+            .given(vec![
+                opened(),
+                started(0),
+                undone(0, ItemStatus::Pending, 3),
+            ])
+            .when(undo(0, 3))
+            .then_expect_error(TicketError::NothingToUndo { index: 0 });
+        TicketTest::with(())
+            .given(vec![opened()])
+            .when(undo(5, 3))
+            .then_expect_error(TicketError::NoSuchItem { index: 5, count: 2 });
+    }
+
+    #[test]
+    fn nothing_can_be_undone_once_the_ticket_is_ready_or_closed() {
+        TicketTest::with(())
+            .given(vec![opened(), item_ready(0), item_ready(1), ticket_ready()])
+            .when(undo(1, 3))
+            .then_expect_error(TicketError::TooLateToUndo);
+        for closed in [cancelled(), rejected()] {
+            TicketTest::with(())
+                .given(vec![opened(), started(0), closed])
+                .when(undo(0, 2))
+                .then_expect_error(TicketError::TicketClosed);
+        }
+        TicketTest::with(())
+            .given_no_previous_events()
+            .when(undo(0, 2))
+            .then_expect_error(TicketError::TicketNotFound);
+    }
+
+    #[test]
+    fn an_undone_item_is_as_if_the_step_never_happened() {
+        let (handled, reloaded, _) =
+            handle_then_reload::<Ticket>(vec![opened(), started(0), item_ready(0)], undo(0, 4));
+        assert_eq!(handled, reloaded);
+        let item = &handled.items()[0];
+        assert_eq!(item.status, ItemStatus::InPreparation);
+        assert_eq!(item.started_at, Some(at(2)));
+        assert_eq!(item.ready_at, None);
+
+        let (handled, _, _) = handle_then_reload::<Ticket>(vec![opened(), started(0)], undo(0, 3));
+        assert_eq!(handled.items()[0].status, ItemStatus::Pending);
+        assert_eq!(handled.items()[0].started_at, None);
+        // The item can then be started again.
+        TicketTest::with(())
+            .given(vec![
+                opened(),
+                started(0),
+                undone(0, ItemStatus::Pending, 3),
+            ])
+            .when(TicketCommand::StartItem {
+                index: 0,
+                at: at(4),
+            })
+            .then_expect_events(vec![TicketEvent::ItemStarted {
+                index: 0,
+                at: at(4),
+            }]);
+    }
+
     // --- state, reload, serialization ----------------------------------------------------
 
     #[test]
@@ -805,5 +984,10 @@ mod tests {
         assert_eq!(json["TicketOpened"]["items"][0]["dishName"], "Steak frites");
         assert_eq!(json["TicketOpened"]["placedAt"], "2025-01-15T12:00:00Z");
         assert_eq!(TicketError::TicketClosed.code(), "ticket-closed");
+        let undone = undone(0, ItemStatus::InPreparation, 3);
+        assert_eq!(undone.subject_suffix(), "item_step_undone");
+        let json = serde_json::to_value(&undone).expect("an event serializes");
+        assert_eq!(json["ItemStepUndone"]["to"], "in_preparation");
+        assert_eq!(TicketError::TooLateToUndo.code(), "ticket-too-late-to-undo");
     }
 }

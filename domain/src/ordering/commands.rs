@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::OrderLine;
+use super::{DietaryTag, OrderLine};
 use crate::{Actor, Address, Allergen, Money};
 
 /// Commands on an [`Order`](super::Order) (aggregate id = order id).
@@ -76,4 +76,17 @@ pub enum DishCommand {
         reason: Option<String>,
         at: DateTime<Utc>,
     },
+    /// Sets what the menu shows besides the essentials: dietary tags and a photo (`None`
+    /// removes it).
+    Present {
+        dietary_tags: Vec<DietaryTag>,
+        photo_url: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// Hides the dish from the customers' menu (it stays on the manager's, and cannot be
+    /// ordered) or shows it again.
+    ChangeVisibility { visible: bool, at: DateTime<Utc> },
+    /// Sets the dish's position within its category: dishes are listed by position, then in
+    /// the order they were added.
+    Move { position: u32, at: DateTime<Utc> },
 }

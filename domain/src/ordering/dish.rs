@@ -2,7 +2,8 @@
 //! availability.
 //!
 //! Orders copy a dish's name and price when placed, so editing a dish never changes an existing
-//! order. Text is trimmed and stations are lower-cased before they are recorded, so the events
+//! order. Besides the essentials, a dish has dietary tags, a photo, a visibility (a hidden dish
+//! is off the customers' menu and cannot be ordered) and a position within its category. Text is trimmed and stations are lower-cased before they are recorded, so the events
 //! hold the values the menu shows. An update or availability change that changes nothing
 //! records nothing.
 
@@ -14,6 +15,29 @@ use uuid::Uuid;
 use super::{DishCommand, DishError, DishEvent};
 use crate::shared::{char_len, non_blank};
 use crate::{Allergen, Money};
+
+/// What a diet-conscious customer looks for on a menu, besides the allergens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DietaryTag {
+    Vegetarian,
+    Vegan,
+    GlutenFree,
+    DairyFree,
+    Spicy,
+    Halal,
+}
+
+impl DietaryTag {
+    pub const ALL: [DietaryTag; 6] = [
+        DietaryTag::Vegetarian,
+        DietaryTag::Vegan,
+        DietaryTag::GlutenFree,
+        DietaryTag::DairyFree,
+        DietaryTag::Spicy,
+        DietaryTag::Halal,
+    ];
+}
 
 /// A dish of the menu. `Dish::default()` is a dish not added yet: `exists()` is false.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -34,6 +58,10 @@ struct ListedDish {
     available: bool,
     station: String,
     prep_minutes: u32,
+    dietary_tags: Vec<DietaryTag>,
+    photo_url: Option<String>,
+    visible: bool,
+    position: u32,
 }
 
 impl Dish {
@@ -47,6 +75,7 @@ impl Dish {
     pub const MAX_PREP_MINUTES: u32 = 240;
     /// The station of a dish added without one.
     pub const DEFAULT_STATION: &'static str = "main";
+    pub const MAX_PHOTO_URL_CHARS: usize = 500;
 
     pub fn exists(&self) -> bool {
         self.listed.is_some()
@@ -88,6 +117,26 @@ impl Dish {
 
     pub fn prep_minutes(&self) -> Option<u32> {
         self.listed.as_ref().map(|d| d.prep_minutes)
+    }
+
+    /// Sorted, without duplicates; empty until added.
+    pub fn dietary_tags(&self) -> &[DietaryTag] {
+        self.listed.as_ref().map_or(&[], |d| &d.dietary_tags)
+    }
+
+    pub fn photo_url(&self) -> Option<&str> {
+        self.listed.as_ref().and_then(|d| d.photo_url.as_deref())
+    }
+
+    /// Whether customers see it on the menu (true once added, until hidden); false for a dish
+    /// that does not exist.
+    pub fn is_visible(&self) -> bool {
+        self.listed.as_ref().is_some_and(|d| d.visible)
+    }
+
+    /// Position within its category (0 until moved).
+    pub fn position(&self) -> Option<u32> {
+        self.listed.as_ref().map(|d| d.position)
     }
 
     fn decide(&self, command: DishCommand) -> Result<Vec<DishEvent>, DishError> {
@@ -197,6 +246,37 @@ impl Dish {
                     at,
                 }])
             }
+            DishCommand::Present {
+                dietary_tags,
+                photo_url,
+                at,
+            } => {
+                let dish = self.listed.as_ref().ok_or(DishError::DishNotFound)?;
+                let dietary_tags = normalized(dietary_tags);
+                let photo_url = valid_photo_url(photo_url)?;
+                if dish.dietary_tags == dietary_tags && dish.photo_url == photo_url {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![DishEvent::DishPresentationChanged {
+                    dietary_tags,
+                    photo_url,
+                    at,
+                }])
+            }
+            DishCommand::ChangeVisibility { visible, at } => {
+                let dish = self.listed.as_ref().ok_or(DishError::DishNotFound)?;
+                if dish.visible == visible {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![DishEvent::DishVisibilityChanged { visible, at }])
+            }
+            DishCommand::Move { position, at } => {
+                let dish = self.listed.as_ref().ok_or(DishError::DishNotFound)?;
+                if dish.position == position {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![DishEvent::DishMoved { position, at }])
+            }
         }
     }
 }
@@ -262,10 +342,27 @@ fn valid_prep_minutes(minutes: u32) -> Result<u32, DishError> {
 }
 
 /// Sorted and deduplicated, so equal sets compare equal.
-fn normalized(mut allergens: Vec<Allergen>) -> Vec<Allergen> {
-    allergens.sort_unstable();
-    allergens.dedup();
-    allergens
+fn normalized<T: Ord>(mut values: Vec<T>) -> Vec<T> {
+    values.sort_unstable();
+    values.dedup();
+    values
+}
+
+/// A trimmed http(s) URL without spaces, or `None` for a blank one (no photo).
+fn valid_photo_url(url: Option<String>) -> Result<Option<String>, DishError> {
+    let Some(url) = non_blank(url) else {
+        return Ok(None);
+    };
+    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+    if !scheme_ok
+        || url.chars().any(char::is_whitespace)
+        || char_len(&url) > Dish::MAX_PHOTO_URL_CHARS
+    {
+        return Err(DishError::InvalidPhotoUrl {
+            max: Dish::MAX_PHOTO_URL_CHARS,
+        });
+    }
+    Ok(Some(url))
 }
 
 impl Aggregate for Dish {
@@ -311,6 +408,10 @@ impl Aggregate for Dish {
                     available,
                     station,
                     prep_minutes,
+                    dietary_tags: Vec::new(),
+                    photo_url: None,
+                    visible: true,
+                    position: 0,
                 });
             }
             DishEvent::DishUpdated {
@@ -349,6 +450,26 @@ impl Aggregate for Dish {
             DishEvent::DishAvailabilityChanged { available, .. } => {
                 if let Some(dish) = &mut self.listed {
                     dish.available = available;
+                }
+            }
+            DishEvent::DishPresentationChanged {
+                dietary_tags,
+                photo_url,
+                ..
+            } => {
+                if let Some(dish) = &mut self.listed {
+                    dish.dietary_tags = dietary_tags;
+                    dish.photo_url = photo_url;
+                }
+            }
+            DishEvent::DishVisibilityChanged { visible, .. } => {
+                if let Some(dish) = &mut self.listed {
+                    dish.visible = visible;
+                }
+            }
+            DishEvent::DishMoved { position, .. } => {
+                if let Some(dish) = &mut self.listed {
+                    dish.position = position;
                 }
             }
         }
@@ -685,6 +806,126 @@ mod tests {
     }
 
     #[test]
+    fn a_dish_is_presented_with_sorted_tags_and_a_photo() {
+        DishTest::with(())
+            .given(vec![added()])
+            .when(DishCommand::Present {
+                dietary_tags: vec![
+                    DietaryTag::Vegetarian,
+                    DietaryTag::GlutenFree,
+                    DietaryTag::Vegetarian,
+                ],
+                photo_url: Some(" https://img.brigade.dev/creme-brulee.jpg ".into()),
+                at: at(3),
+            })
+            .then_expect_events(vec![DishEvent::DishPresentationChanged {
+                dietary_tags: vec![DietaryTag::Vegetarian, DietaryTag::GlutenFree],
+                photo_url: Some("https://img.brigade.dev/creme-brulee.jpg".into()),
+                at: at(3),
+            }]);
+    }
+
+    #[test]
+    fn a_photo_must_be_a_web_address() {
+        for url in [
+            "ftp://x/y.jpg",
+            "javascript:alert(1)",
+            "https://a b.jpg",
+            &format!("https://{}", "x".repeat(500)),
+        ] {
+            DishTest::with(())
+                .given(vec![added()])
+                .when(DishCommand::Present {
+                    dietary_tags: vec![],
+                    photo_url: Some(url.to_owned()),
+                    at: at(3),
+                })
+                .then_expect_error(DishError::InvalidPhotoUrl { max: 500 });
+        }
+    }
+
+    #[test]
+    fn the_same_presentation_records_nothing() {
+        DishTest::with(())
+            .given(vec![added()])
+            .when(DishCommand::Present {
+                dietary_tags: vec![],
+                photo_url: Some("  ".into()),
+                at: at(3),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_manager_hides_and_moves_a_dish() {
+        DishTest::with(())
+            .given(vec![added()])
+            .when(DishCommand::ChangeVisibility {
+                visible: false,
+                at: at(4),
+            })
+            .then_expect_events(vec![DishEvent::DishVisibilityChanged {
+                visible: false,
+                at: at(4),
+            }]);
+        DishTest::with(())
+            .given(vec![added()])
+            .when(DishCommand::ChangeVisibility {
+                visible: true,
+                at: at(4),
+            })
+            .then_expect_events(vec![]);
+        DishTest::with(())
+            .given(vec![added()])
+            .when(DishCommand::Move {
+                position: 2,
+                at: at(5),
+            })
+            .then_expect_events(vec![DishEvent::DishMoved {
+                position: 2,
+                at: at(5),
+            }]);
+        DishTest::with(())
+            .given_no_previous_events()
+            .when(DishCommand::Move {
+                position: 2,
+                at: at(5),
+            })
+            .then_expect_error(DishError::DishNotFound);
+    }
+
+    #[test]
+    fn presentation_visibility_and_position_survive_a_reload() {
+        let given = vec![
+            added(),
+            DishEvent::DishVisibilityChanged {
+                visible: false,
+                at: at(4),
+            },
+            DishEvent::DishMoved {
+                position: 3,
+                at: at(5),
+            },
+        ];
+        let (handled, reloaded, _) = handle_then_reload::<Dish>(
+            given,
+            DishCommand::Present {
+                dietary_tags: vec![DietaryTag::Vegan],
+                photo_url: Some("https://img.brigade.dev/x.jpg".into()),
+                at: at(6),
+            },
+        );
+        assert_eq!(handled, reloaded);
+        assert_eq!(handled.dietary_tags(), [DietaryTag::Vegan]);
+        assert_eq!(handled.photo_url(), Some("https://img.brigade.dev/x.jpg"));
+        assert!(!handled.is_visible());
+        assert_eq!(handled.position(), Some(3));
+        let fresh = handle_then_reload::<Dish>(vec![], add()).0;
+        assert!(fresh.is_visible());
+        assert_eq!(fresh.position(), Some(0));
+    }
+
+    #[test]
     fn dish_events_name_their_type_and_subject() {
         let event = DishEvent::DishAvailabilityChanged {
             available: false,
@@ -699,5 +940,25 @@ mod tests {
         assert_eq!(json["DishAdded"]["prepMinutes"], 5);
         assert_eq!(json["DishAdded"]["allergens"][0], "eggs");
         assert_eq!(DishError::DishNotFound.code(), "dish-not-found");
+        assert_eq!(
+            DishEvent::DishMoved {
+                position: 1,
+                at: at(5)
+            }
+            .subject_suffix(),
+            "moved"
+        );
+        let presented = DishEvent::DishPresentationChanged {
+            dietary_tags: vec![DietaryTag::GlutenFree],
+            photo_url: None,
+            at: at(3),
+        };
+        assert_eq!(presented.event_type(), "DishPresentationChanged");
+        assert_eq!(presented.subject_suffix(), "presentation_changed");
+        let json = serde_json::to_value(presented).expect("an event serializes");
+        assert_eq!(
+            json["DishPresentationChanged"]["dietaryTags"][0],
+            "gluten_free"
+        );
     }
 }

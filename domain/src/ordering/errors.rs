@@ -88,6 +88,8 @@ pub enum DishError {
     InvalidCurrency { currency: String },
     #[error("dish preparation time {minutes} min is not between 1 and 240")]
     InvalidPrepMinutes { minutes: u32 },
+    #[error("dish photo URL must be an http(s) URL without spaces, at most {max} characters")]
+    InvalidPhotoUrl { max: usize },
 }
 
 impl DishError {
@@ -100,6 +102,7 @@ impl DishError {
             DishError::InvalidPrice { .. } => "dish-invalid-price",
             DishError::InvalidCurrency { .. } => "dish-invalid-currency",
             DishError::InvalidPrepMinutes { .. } => "dish-invalid-prep-minutes",
+            DishError::InvalidPhotoUrl { .. } => "dish-invalid-photo-url",
         }
     }
 }

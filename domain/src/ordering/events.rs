@@ -8,7 +8,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::OrderLine;
+use super::{DietaryTag, OrderLine};
 use crate::{Actor, Address, Allergen, Money, EVENT_VERSION};
 
 /// Events of an [`Order`](super::Order). Every event but `OrderPlaced` is a status change.
@@ -132,6 +132,20 @@ pub enum DishEvent {
         reason: Option<String>,
         at: DateTime<Utc>,
     },
+    /// The dish's tags and photo as they now are (both, even if one did not change).
+    DishPresentationChanged {
+        dietary_tags: Vec<DietaryTag>,
+        photo_url: Option<String>,
+        at: DateTime<Utc>,
+    },
+    DishVisibilityChanged {
+        visible: bool,
+        at: DateTime<Utc>,
+    },
+    DishMoved {
+        position: u32,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DishEvent {
@@ -141,6 +155,9 @@ impl DishEvent {
             DishEvent::DishAdded { .. } => "added",
             DishEvent::DishUpdated { .. } => "updated",
             DishEvent::DishAvailabilityChanged { .. } => "availability_changed",
+            DishEvent::DishPresentationChanged { .. } => "presentation_changed",
+            DishEvent::DishVisibilityChanged { .. } => "visibility_changed",
+            DishEvent::DishMoved { .. } => "moved",
         }
     }
 
@@ -149,7 +166,10 @@ impl DishEvent {
         match self {
             DishEvent::DishAdded { at, .. }
             | DishEvent::DishUpdated { at, .. }
-            | DishEvent::DishAvailabilityChanged { at, .. } => *at,
+            | DishEvent::DishAvailabilityChanged { at, .. }
+            | DishEvent::DishPresentationChanged { at, .. }
+            | DishEvent::DishVisibilityChanged { at, .. }
+            | DishEvent::DishMoved { at, .. } => *at,
         }
     }
 }
@@ -160,6 +180,9 @@ impl DomainEvent for DishEvent {
             DishEvent::DishAdded { .. } => "DishAdded",
             DishEvent::DishUpdated { .. } => "DishUpdated",
             DishEvent::DishAvailabilityChanged { .. } => "DishAvailabilityChanged",
+            DishEvent::DishPresentationChanged { .. } => "DishPresentationChanged",
+            DishEvent::DishVisibilityChanged { .. } => "DishVisibilityChanged",
+            DishEvent::DishMoved { .. } => "DishMoved",
         };
         name.to_owned()
     }

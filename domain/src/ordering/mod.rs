@@ -12,7 +12,7 @@ mod events;
 mod order;
 
 pub use commands::{DishCommand, OrderCommand};
-pub use dish::Dish;
+pub use dish::{DietaryTag, Dish};
 pub use errors::{DishError, OrderError};
 pub use events::{DishEvent, OrderEvent};
 pub use order::{Order, OrderLine, OrderStatus, StatusChange};

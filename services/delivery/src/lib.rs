@@ -131,6 +131,15 @@ pub fn openapi_document() -> String {
     brigade_platform::runtime::openapi_document(ServiceName::Delivery, api::api(&context))
 }
 
+/// The delivery service's read models, for `brigade projections`.
+#[must_use]
+pub fn projections() -> Vec<brigade_projections::rebuild::ProjectionSpec> {
+    vec![
+        brigade_projections::live_deliveries::spec(),
+        brigade_projections::couriers::spec(),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     #[tokio::test]
@@ -148,13 +157,4 @@ mod tests {
             assert!(document.contains(path), "{path} is missing");
         }
     }
-}
-
-/// The delivery service's read models, for `brigade projections`.
-#[must_use]
-pub fn projections() -> Vec<brigade_projections::rebuild::ProjectionSpec> {
-    vec![
-        brigade_projections::live_deliveries::spec(),
-        brigade_projections::couriers::spec(),
-    ]
 }

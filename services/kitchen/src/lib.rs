@@ -6,14 +6,19 @@
 //!   stored by postgres-es in the `kitchen` database and published on `kitchen.ticket.*`;
 //! - [`subscriptions`]: what the kitchen does when the orders service says something;
 //! - read model: the kitchen queue (`brigade_projections::kitchen_queue`), fed by the
-//!   kitchen's own stream and pushed live to screens;
+//!   kitchen's own stream and pushed live to screens, with each item's station and minutes
+//!   from the kitchen's copy of the menu (fed by `orders.dish.*`);
+//! - [`estimator`]: quotes when each open ticket will be ready, from the live load, and
+//!   records the quote (the `ReadyEstimate` aggregate, published on `kitchen.estimate.*`);
 //! - [`api`]: the HTTP endpoints.
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod estimator;
 pub mod subscriptions;
 
-use brigade_domain::kitchen::Ticket;
+use brigade_domain::kitchen::estimate::KitchenModel;
+use brigade_domain::kitchen::{ReadyEstimate, Ticket};
 use brigade_platform::auth::TokenVerifier;
 use brigade_platform::{Service, ServiceName, Settings};
 use brigade_projections::{feed, kitchen_queue};
@@ -36,19 +41,41 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         service.subscribe(subscription);
     }
     service.subscribe(kitchen_queue::subscription());
+    service.subscribe(kitchen_queue::dishes_subscription());
+    service.subscribe(kitchen_queue::estimates_subscription());
     let hub = feed::FeedHub::start(service.pool.clone(), service.shutdown_signal());
+    let lanes = lanes_per_station();
+    {
+        let estimates = brigade_nats::store::event_store::<ReadyEstimate>(service.pool.clone(), ());
+        let (pool, hub) = (service.pool.clone(), hub.clone());
+        service.spawn(move |shutdown| estimator::run(pool, estimates, hub, lanes, shutdown));
+    }
     let api = api::KitchenApi {
         pool: service.pool.clone(),
         tickets,
         hub,
+        lanes_per_station: lanes,
     };
     service
         .serve(
             api,
-            vec![("/tickets", "Kitchen queue (chef, manager)")],
+            vec![
+                ("/tickets", "Kitchen queue (chef, manager)"),
+                ("/kitchen/metrics", "Kitchen metrics (chef, manager)"),
+            ],
             verifier,
         )
         .await
+}
+
+/// How many lines one station cooks at once, for the estimator: `BRIGADE_KITCHEN_LANES`
+/// (1 to 20), or 2. A kitchen-only knob, so it is read here rather than in the shared settings.
+fn lanes_per_station() -> u32 {
+    std::env::var("BRIGADE_KITCHEN_LANES")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|lanes| (1..=20).contains(lanes))
+        .unwrap_or(KitchenModel::DEFAULT_LANES_PER_STATION)
 }
 
 /// The kitchen's OpenAPI document (committed as `openapi/kitchen.json`).
@@ -59,6 +86,7 @@ pub fn openapi_document() -> String {
         tickets: brigade_nats::store::event_store::<Ticket>(pool.clone(), ()),
         pool,
         hub: feed::FeedHub::detached(),
+        lanes_per_station: KitchenModel::DEFAULT_LANES_PER_STATION,
     };
     brigade_platform::runtime::openapi_document(ServiceName::Kitchen, api)
 }

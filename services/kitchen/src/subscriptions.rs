@@ -6,6 +6,9 @@
 //! | `orders.order.cancelled` | `Cancel` — the ticket leaves the queue |
 //!
 //! Both commands are idempotent on the ticket, so a redelivered event changes nothing.
+//!
+//! The kitchen also reads `orders.dish.*`, for each dish's station and preparation minutes:
+//! that is a read model, `brigade_projections::kitchen_queue::dishes_subscription`.
 
 use std::sync::Arc;
 

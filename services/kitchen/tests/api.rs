@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use brigade_domain::ordering::{OrderEvent, OrderLine};
+use brigade_domain::ordering::{DishEvent, OrderEvent, OrderLine};
 use brigade_domain::{Actor, Address, Money, Role};
 use brigade_platform::testing::{drop_databases, isolated_settings, wait_ready, TestIssuer};
 use brigade_platform::{ServiceName, Settings};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -41,23 +41,122 @@ impl Kitchen {
     /// Publishes an order event as the orders service's relay would.
     async fn publish(&self, order_id: Uuid, sequence: i64, event: &OrderEvent) {
         use cqrs_es::DomainEvent;
+        let payload = serde_json::to_value(event).unwrap();
+        self.publish_envelope(
+            "order",
+            order_id,
+            sequence,
+            &event.event_type(),
+            event.subject_suffix(),
+            payload,
+        )
+        .await;
+    }
+
+    /// Publishes a dish event (`orders.dish.*`) as the orders service's relay would.
+    async fn publish_dish(&self, dish_id: Uuid, sequence: i64, event: &DishEvent) {
+        use cqrs_es::DomainEvent;
+        let payload = serde_json::to_value(event).unwrap();
+        self.publish_envelope(
+            "dish",
+            dish_id,
+            sequence,
+            &event.event_type(),
+            event.subject_suffix(),
+            payload,
+        )
+        .await;
+    }
+
+    async fn publish_envelope(
+        &self,
+        aggregate_type: &str,
+        id: Uuid,
+        sequence: i64,
+        event_type: &str,
+        suffix: &str,
+        payload: Value,
+    ) {
         let envelope = json!({
-            "eventId": Uuid::new_v4(), "aggregateType": "order", "aggregateId": order_id.to_string(),
-            "sequence": sequence, "eventType": event.event_type(), "eventVersion": "1.0",
-            "payload": serde_json::to_value(event).unwrap(),
-            "metadata": {"correlation_id": order_id.to_string()}, "recordedAt": Utc::now(),
+            "eventId": Uuid::new_v4(), "aggregateType": aggregate_type, "aggregateId": id.to_string(),
+            "sequence": sequence, "eventType": event_type, "eventVersion": "1.0",
+            "payload": payload,
+            "metadata": {"correlation_id": id.to_string()}, "recordedAt": Utc::now(),
         });
         let client = async_nats::connect(&self.settings.nats_url).await.unwrap();
         let js = async_nats::jetstream::new(client);
         let subject = self
             .settings
             .namespace
-            .subject(&format!("orders.order.{}", event.subject_suffix()));
+            .subject(&format!("orders.{aggregate_type}.{suffix}"));
         js.publish(subject, serde_json::to_vec(&envelope).unwrap().into())
             .await
             .unwrap()
             .await
             .unwrap();
+    }
+
+    /// Adds a dish to the menu (as the orders service would announce it) and waits until the
+    /// kitchen knows its station.
+    async fn add_dish(&self, station: &str, prep_minutes: u32) -> Uuid {
+        let dish_id = Uuid::new_v4();
+        let added = DishEvent::DishAdded {
+            dish_id,
+            name: format!("Plat {station}"),
+            description: String::new(),
+            category: "plats".into(),
+            price: Money::eur(1450),
+            allergens: vec![],
+            station: station.into(),
+            prep_minutes,
+            available: true,
+            at: Utc::now(),
+        };
+        self.publish_dish(dish_id, 1, &added).await;
+        let pool = self.pool().await;
+        for _ in 0..300 {
+            let known: Option<String> =
+                sqlx::query_scalar("SELECT station FROM kitchen_dishes WHERE dish_id = $1")
+                    .bind(dish_id)
+                    .fetch_optional(&pool)
+                    .await
+                    .unwrap();
+            if known.is_some() {
+                return dish_id;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the kitchen never learnt dish {dish_id}");
+    }
+
+    /// Places an order of the given dishes, placed `minutes_ago`, and waits for its ticket.
+    async fn place_dishes(&self, dishes: &[Uuid], minutes_ago: i64) -> Uuid {
+        let order_id = Uuid::new_v4();
+        let mut event = placed(order_id, dishes.len());
+        if let OrderEvent::OrderPlaced {
+            lines, placed_at, ..
+        } = &mut event
+        {
+            for (line, dish_id) in lines.iter_mut().zip(dishes) {
+                line.dish_id = *dish_id;
+            }
+            *placed_at = Utc::now() - chrono::Duration::minutes(minutes_ago);
+        }
+        self.publish(order_id, 1, &event).await;
+        self.wait_for_ticket(order_id).await;
+        order_id
+    }
+
+    /// Waits until the ticket shows a quote, and returns the ticket.
+    async fn wait_for_estimate(&self, order_id: Uuid) -> Value {
+        for _ in 0..200 {
+            let (_, ticket) = self.get(&format!("/tickets/{order_id}"), &self.chef).await;
+            if !ticket["estimatedReadyAt"].is_null() {
+                return ticket;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no estimate for {order_id}");
     }
 
     async fn place(&self, lines: usize) -> Uuid {
@@ -111,17 +210,28 @@ impl Kitchen {
         )
     }
 
+    /// The ticket's events.
     async fn events(&self, order_id: Uuid) -> Vec<String> {
-        let pool = sqlx::PgPool::connect(&self.settings.database_url_for(ServiceName::Kitchen))
-            .await
-            .unwrap();
+        self.history("ticket", order_id).await
+    }
+
+    /// The events of one aggregate of the kitchen's store (`ticket`, `estimate`).
+    async fn history(&self, aggregate_type: &str, order_id: Uuid) -> Vec<String> {
+        let pool = self.pool().await;
         sqlx::query_scalar(
-            "SELECT event_type FROM events WHERE aggregate_id = $1 ORDER BY sequence",
+            "SELECT event_type FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
         )
+        .bind(aggregate_type)
         .bind(order_id.to_string())
         .fetch_all(&pool)
         .await
         .unwrap()
+    }
+
+    async fn pool(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&self.settings.database_url_for(ServiceName::Kitchen))
+            .await
+            .unwrap()
     }
 }
 
@@ -278,11 +388,7 @@ async fn wrong_moves_are_refused_with_a_clear_problem_and_nothing_stored() {
         .await;
     assert_eq!(status, 400, "{problem}");
     let (status, problem) = kitchen
-        .post(
-            &format!("/tickets/not-a-uuid/items/0/start"),
-            chef,
-            json!({}),
-        )
+        .post("/tickets/not-a-uuid/items/0/start", chef, json!({}))
         .await;
     assert_eq!(status, 400, "{problem}");
     assert_eq!(
@@ -398,5 +504,312 @@ async fn a_connected_kitchen_screen_receives_a_new_order_live_and_can_resume() {
     }
     drop(body);
     let _ = Actor::System;
+    drop_databases(&kitchen.settings).await;
+}
+
+fn at(value: &Value) -> DateTime<Utc> {
+    value.as_str().unwrap().parse().unwrap()
+}
+
+fn order_ids(tickets: &Value) -> Vec<String> {
+    tickets
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["orderId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_chef_undoes_a_step_but_not_once_the_ticket_is_ready() {
+    let kitchen = Kitchen::start().await;
+    let order_id = kitchen.place(2).await;
+    let chef = &kitchen.chef;
+    let step = |index: u32, action: &str| format!("/tickets/{order_id}/items/{index}/{action}");
+
+    kitchen.post(&step(0, "start"), chef, json!({})).await;
+    let (status, ticket) = kitchen.post(&step(0, "undo"), chef, json!({})).await;
+    assert_eq!(status, 200, "{ticket}");
+    assert_eq!(ticket["items"][0]["status"], "pending");
+    assert!(ticket["items"][0]["startedAt"].is_null());
+    let (status, problem) = kitchen.post(&step(0, "undo"), chef, json!({})).await;
+    assert_eq!(status, 409);
+    assert_eq!(
+        problem["type"],
+        "https://brigade.dev/errors/ticket-nothing-to-undo"
+    );
+
+    // Ready, then back to in preparation (it had been started), then ready again.
+    kitchen.post(&step(0, "start"), chef, json!({})).await;
+    kitchen.post(&step(0, "ready"), chef, json!({})).await;
+    let (status, ticket) = kitchen.post(&step(0, "undo"), chef, json!({})).await;
+    assert_eq!(status, 200, "{ticket}");
+    assert_eq!(ticket["items"][0]["status"], "in_preparation");
+    assert!(ticket["items"][0]["readyAt"].is_null());
+    kitchen.post(&step(0, "ready"), chef, json!({})).await;
+
+    // Once the ticket is ready the order and its delivery have moved on: no undo.
+    let (status, ticket) = kitchen.post(&step(1, "ready"), chef, json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(ticket["status"], "ready");
+    let (status, problem) = kitchen.post(&step(1, "undo"), chef, json!({})).await;
+    assert_eq!(status, 409);
+    assert_eq!(
+        problem["type"],
+        "https://brigade.dev/errors/ticket-too-late-to-undo"
+    );
+    let (status, problem) = kitchen.post(&step(9, "undo"), chef, json!({})).await;
+    assert_eq!(status, 404);
+    assert_eq!(problem["field"], "index");
+    let manager = kitchen.issuer.token(Uuid::new_v4(), Role::Manager);
+    assert_eq!(
+        kitchen.post(&step(0, "undo"), &manager, json!({})).await.0,
+        403
+    );
+
+    assert_eq!(
+        kitchen.events(order_id).await,
+        [
+            "TicketOpened",
+            "ItemStarted",
+            "ItemStepUndone",
+            "ItemStarted",
+            "ItemReady",
+            "ItemStepUndone",
+            "ItemReady",
+            "ItemReady",
+            "TicketReady"
+        ]
+    );
+    // The queue follows.
+    for _ in 0..100 {
+        let (_, ticket) = kitchen.get(&format!("/tickets/{order_id}"), chef).await;
+        if ticket["status"] == "ready" {
+            assert_eq!(ticket["items"][0]["status"], "ready");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop_databases(&kitchen.settings).await;
+}
+
+#[tokio::test]
+async fn each_station_sees_only_its_items_with_the_dishes_station_and_target() {
+    let kitchen = Kitchen::start().await;
+    let chef = &kitchen.chef;
+    let grill = kitchen.add_dish("grill", 12).await;
+    let pastry = kitchen.add_dish("pastry", 25).await;
+    let unknown = Uuid::new_v4();
+    let order_id = kitchen.place_dishes(&[grill, unknown, pastry], 0).await;
+    let cold_only = kitchen
+        .place_dishes(&[kitchen.add_dish("cold", 5).await], 0)
+        .await;
+
+    let (status, ticket) = kitchen.get(&format!("/tickets/{order_id}"), chef).await;
+    assert_eq!(status, 200);
+    let stations: Vec<&str> = ticket["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["station"].as_str().unwrap())
+        .collect();
+    assert_eq!(stations, ["grill", "main", "pastry"]);
+    assert_eq!(ticket["items"][0]["prepMinutes"], 12);
+    assert_eq!(ticket["items"][1]["prepMinutes"], 15);
+    // The target is the longest dish.
+    assert_eq!(ticket["targetMinutes"], 25);
+
+    let (status, tickets) = kitchen.get("/tickets?station=grill", chef).await;
+    assert_eq!(status, 200);
+    assert_eq!(order_ids(&tickets), [order_id.to_string()]);
+    let items = tickets[0]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["index"], 0);
+    let (_, tickets) = kitchen.get("/tickets?station=Pastry", chef).await;
+    assert_eq!(tickets[0]["items"][0]["index"], 2);
+    let (_, tickets) = kitchen.get("/tickets?station=cold", chef).await;
+    assert_eq!(order_ids(&tickets), [cold_only.to_string()]);
+    let (_, tickets) = kitchen.get("/tickets", chef).await;
+    assert_eq!(tickets.as_array().unwrap().len(), 2);
+    let (status, problem) = kitchen.get("/tickets?station=%20", chef).await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["field"], "station");
+    let (status, problem) = kitchen
+        .get(&format!("/tickets?station={}", "x".repeat(41)), chef)
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["field"], "station");
+
+    // The grill screen's stream gets the grill ticket, with its grill item only.
+    let response = kitchen
+        .http
+        .get(format!("{}/tickets/stream?station=grill", kitchen.base))
+        .bearer_auth(chef)
+        .header("Last-Event-ID", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let mut received = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !received.contains(&order_id.to_string()) {
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(!received.contains(&cold_only.to_string()));
+    assert!(!received.contains("\"pastry\""));
+    drop(body);
+    drop_databases(&kitchen.settings).await;
+}
+
+#[tokio::test]
+async fn tickets_show_their_target_turn_late_and_stay_visible_a_while_once_done() {
+    let kitchen = Kitchen::start().await;
+    let chef = &kitchen.chef;
+    let late = kitchen.place_dishes(&[Uuid::new_v4()], 20).await;
+    let fresh = kitchen.place(1).await;
+
+    let (_, tickets) = kitchen.get("/tickets", chef).await;
+    assert_eq!(order_ids(&tickets), [late.to_string(), fresh.to_string()]);
+    let (old, new) = (&tickets[0], &tickets[1]);
+    assert_eq!(old["targetMinutes"], 15);
+    assert_eq!(
+        (at(&old["targetAt"]) - at(&old["placedAt"])).num_minutes(),
+        15
+    );
+    assert!(old["elapsedSeconds"].as_i64().unwrap() >= 20 * 60);
+    assert_eq!(old["late"], true);
+    assert_eq!(new["late"], false);
+    assert!(new["elapsedSeconds"].as_i64().unwrap() < 60);
+
+    let (status, _) = kitchen
+        .post(&format!("/tickets/{late}/bump"), chef, json!({}))
+        .await;
+    assert_eq!(status, 200);
+    for _ in 0..100 {
+        let (_, tickets) = kitchen.get("/tickets", chef).await;
+        if order_ids(&tickets) == [fresh.to_string()] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, tickets) = kitchen.get("/tickets", chef).await;
+    assert_eq!(order_ids(&tickets), [fresh.to_string()]);
+    // With the recently closed ones: open first, then the one just made ready, still late.
+    let (status, tickets) = kitchen.get("/tickets?include=recent", chef).await;
+    assert_eq!(status, 200);
+    assert_eq!(order_ids(&tickets), [fresh.to_string(), late.to_string()]);
+    assert_eq!(tickets[1]["status"], "ready");
+    assert_eq!(tickets[1]["late"], true);
+    let (status, problem) = kitchen.get("/tickets?include=everything", chef).await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["field"], "include");
+    drop_databases(&kitchen.settings).await;
+}
+
+#[tokio::test]
+async fn every_open_ticket_gets_a_ready_time_quoted_from_the_load() {
+    let kitchen = Kitchen::start().await;
+    let grill = kitchen.add_dish("grill", 10).await;
+    // Two lanes per station: the third grill order waits for the first two.
+    let mut orders = Vec::new();
+    for _ in 0..3 {
+        orders.push(kitchen.place_dishes(&[grill], 0).await);
+    }
+    let before = Utc::now();
+    let mut quotes = Vec::new();
+    for order_id in &orders {
+        let ticket = kitchen.wait_for_estimate(*order_id).await;
+        quotes.push(at(&ticket["estimatedReadyAt"]));
+    }
+    let minutes = |quote: DateTime<Utc>| (quote - before).num_seconds() as f64 / 60.0;
+    for quote in &quotes[..2] {
+        assert!((8.5..=10.5).contains(&minutes(*quote)), "{quotes:?}");
+    }
+    // The third one was quoted once the first two were on the load (within the 2-minute
+    // threshold of the final figure: 20 minutes).
+    for _ in 0..100 {
+        let ticket = kitchen.wait_for_estimate(orders[2]).await;
+        if minutes(at(&ticket["estimatedReadyAt"])) > 17.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let third = at(&kitchen.wait_for_estimate(orders[2]).await["estimatedReadyAt"]);
+    assert!((17.5..=20.5).contains(&minutes(third)), "{third}");
+    // Quotes are the estimate's events, not the ticket's.
+    assert_eq!(
+        kitchen.history("estimate", orders[0]).await,
+        ["TicketEstimated"]
+    );
+    assert_eq!(kitchen.events(orders[0]).await, ["TicketOpened"]);
+    drop_databases(&kitchen.settings).await;
+}
+
+#[tokio::test]
+async fn kitchen_metrics_count_open_late_and_today_s_preparation_times() {
+    let kitchen = Kitchen::start().await;
+    let done = kitchen.place_dishes(&[Uuid::new_v4()], 20).await;
+    kitchen
+        .place_dishes(&[Uuid::new_v4(), Uuid::new_v4()], 30)
+        .await;
+    kitchen.place(1).await;
+    kitchen
+        .post(&format!("/tickets/{done}/bump"), &kitchen.chef, json!({}))
+        .await;
+    let manager = kitchen.issuer.token(Uuid::new_v4(), Role::Manager);
+    let mut metrics = Value::Null;
+    for _ in 0..100 {
+        let (status, body) = kitchen.get("/kitchen/metrics", &manager).await;
+        assert_eq!(status, 200, "{body}");
+        metrics = body;
+        // The two figures are read one after the other: wait for both to show the bump.
+        if metrics["readyToday"] == 1 && metrics["ticketsOpen"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(metrics["ticketsOpen"], 2, "{metrics}");
+    assert_eq!(metrics["ticketsLate"], 1, "{metrics}");
+    assert_eq!(metrics["readyToday"], 1, "{metrics}");
+    assert_eq!(metrics["lateToday"], 1, "{metrics}");
+    let average = metrics["averagePrepSeconds"].as_f64().unwrap();
+    assert!((1200.0..1300.0).contains(&average), "{metrics}");
+    assert_eq!(metrics["p90PrepSeconds"], metrics["averagePrepSeconds"]);
+    assert_eq!(metrics["stations"][0]["station"], "main");
+    assert_eq!(metrics["stations"][0]["pending"], 3);
+    assert!(
+        metrics["newOrderMinutes"].as_i64().unwrap() >= 15,
+        "{metrics}"
+    );
+    let customer = kitchen.issuer.token(Uuid::new_v4(), Role::Customer);
+    assert_eq!(kitchen.get("/kitchen/metrics", &customer).await.0, 403);
+    drop_databases(&kitchen.settings).await;
+}
+
+#[tokio::test]
+async fn two_chefs_on_different_items_of_one_ticket_at_once_both_succeed() {
+    let kitchen = Kitchen::start().await;
+    let order_id = kitchen.place(2).await;
+    let pastry_chef = kitchen.issuer.token(Uuid::new_v4(), Role::Chef);
+    // The loser of the race for the ticket's next event is decided again, on the fresh state.
+    let (grill, pastry) = (
+        format!("/tickets/{order_id}/items/0/start"),
+        format!("/tickets/{order_id}/items/1/start"),
+    );
+    let (a, b) = tokio::join!(
+        kitchen.post(&grill, &kitchen.chef, json!({})),
+        kitchen.post(&pastry, &pastry_chef, json!({}))
+    );
+    assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
+    assert_eq!(
+        kitchen.events(order_id).await,
+        ["TicketOpened", "ItemStarted", "ItemStarted"]
+    );
     drop_databases(&kitchen.settings).await;
 }

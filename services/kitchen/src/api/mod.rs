@@ -1,19 +1,27 @@
 //! The kitchen's HTTP API (API.md, kitchen table). Handlers are thin: authorize, issue one
 //! command or one query, map the result.
+//!
+//! Beyond API.md's table: `POST /tickets/{orderId}/items/{index}/undo`, the `station` and
+//! `include` parameters of `GET /tickets` (and `station` on the stream), and
+//! `GET /kitchen/metrics`. Every ticket also carries its routing and timing (`station` and
+//! `prepMinutes` per item; `targetMinutes`, `targetAt`, `elapsedSeconds`, `late`,
+//! `estimatedReadyAt`).
 
 mod problems;
 
 use brigade_domain::kitchen::{Ticket, TicketCommand};
+use brigade_domain::ordering::Dish;
 use brigade_domain::Role;
 use brigade_nats::store::{self, CommandMetadata, EventStore};
 use brigade_platform::auth::BearerAuth;
 use brigade_platform::problem::{command_problem, read_problem};
 use brigade_platform::Problem;
 use brigade_projections::feed::{self, FeedHub};
-use brigade_projections::kitchen_queue::{self, QueuedTicket};
-use chrono::Utc;
+use brigade_projections::kitchen_queue::{self, ItemState, QueuedTicket, TicketState};
+use chrono::{DateTime, Duration, Utc};
+use cqrs_es::AggregateError;
 use futures::StreamExt;
-use poem_openapi::param::{Header, Path};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{EventStream, Json};
 use poem_openapi::types::ToJSON;
 use poem_openapi::{Object, OpenApi, Tags};
@@ -22,11 +30,21 @@ use uuid::Uuid;
 
 pub use problems::ticket_problem;
 
+use crate::estimator::Load;
+
 #[derive(Tags)]
 enum KitchenTags {
     /// The kitchen queue and the chefs' actions on it.
     Tickets,
+    /// How the kitchen is doing today.
+    Metrics,
 }
+
+/// How long closed tickets stay on `GET /tickets?include=recent`.
+pub const RECENT_MINUTES: i64 = 5;
+/// How many times a chef's command is retried when another chef's write to the same ticket
+/// won the race: each try decides on the fresh state.
+const CONFLICT_RETRIES: usize = 3;
 
 /// Why a chef rejects a ticket.
 #[derive(Debug, Object)]
@@ -45,36 +63,126 @@ pub struct TicketChange {
     pub ticket: QueuedTicket,
 }
 
+/// What `GET /tickets` adds to the open tickets (`include=`). Parsed by hand rather than as
+/// an OpenAPI enum so that a wrong value is refused with a problem naming the field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketsInclude {
+    /// Tickets closed (ready, rejected, cancelled) in the last five minutes, after the open
+    /// ones, most recently closed first.
+    Recent,
+}
+
+impl TicketsInclude {
+    fn parse(value: &str) -> Result<Self, Problem> {
+        match value.trim() {
+            "recent" => Ok(Self::Recent),
+            _ => Err(Problem::bad_request(
+                "invalid-include",
+                format!("include={value:?} is not known: the only value is \"recent\""),
+            )
+            .with_field("include")),
+        }
+    }
+}
+
+/// Open lines of one station.
+#[derive(Debug, Clone, PartialEq, Eq, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct StationLoad {
+    pub station: String,
+    pub pending: u32,
+    pub in_preparation: u32,
+}
+
+/// How the kitchen is doing: now, and since midnight (UTC).
+#[derive(Debug, Clone, PartialEq, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct KitchenMetrics {
+    /// Midnight UTC: the start of "today".
+    pub since: DateTime<Utc>,
+    pub tickets_open: u32,
+    /// Open tickets past their target.
+    pub tickets_late: u32,
+    /// Open lines per station, by station name.
+    pub stations: Vec<StationLoad>,
+    /// Tickets made ready today.
+    pub ready_today: i64,
+    /// Of those, made ready after their target.
+    pub late_today: i64,
+    pub rejected_today: i64,
+    pub cancelled_today: i64,
+    /// From the order being placed to the ticket being ready, over today's ready tickets.
+    pub average_prep_seconds: Option<f64>,
+    pub p90_prep_seconds: Option<f64>,
+    /// Recent actual preparation time over the dishes' minutes (1.2: 20 % slower).
+    pub pace: f64,
+    /// What a new order (one 15-minute dish at `main`) would be quoted now, in minutes.
+    pub new_order_minutes: i64,
+}
+
 /// The kitchen service's endpoints.
 pub struct KitchenApi {
     pub pool: PgPool,
     pub tickets: EventStore<Ticket>,
     pub hub: FeedHub,
+    /// How many lines one station cooks at once (the estimator's capacity).
+    pub lanes_per_station: u32,
 }
 
 const KITCHEN_STAFF: &[Role] = &[Role::Chef, Role::Manager];
 
-#[OpenApi(tag = "KitchenTags::Tickets")]
+#[OpenApi]
 impl KitchenApi {
-    /// Open tickets, oldest order first, each with its items and their progress.
-    #[oai(path = "/tickets", method = "get")]
-    async fn tickets(&self, auth: BearerAuth) -> Result<Json<Vec<QueuedTicket>>, Problem> {
+    /// Open tickets, oldest order first, each with its items and their progress, its target
+    /// and whether it is late. `station=grill` shows the tickets with grill items, and only
+    /// their grill items (each keeps its `index`); `include=recent` appends the tickets closed
+    /// in the last five minutes, most recently closed first.
+    #[oai(path = "/tickets", method = "get", tag = "KitchenTags::Tickets")]
+    async fn tickets(
+        &self,
+        auth: BearerAuth,
+        /// Only this station's tickets and items (`grill`, `cold`…; case does not matter).
+        station: Query<Option<String>>,
+        /// `recent`: also the tickets closed in the last five minutes.
+        include: Query<Option<String>>,
+    ) -> Result<Json<Vec<QueuedTicket>>, Problem> {
         auth.0.require(KITCHEN_STAFF)?;
-        let tickets = kitchen_queue::open_tickets(&self.pool)
+        let station = station_filter(station.0)?;
+        let include = include.0.map(|v| TicketsInclude::parse(&v)).transpose()?;
+        let now = Utc::now();
+        let mut tickets = kitchen_queue::open_tickets(&self.pool, now)
             .await
             .map_err(|e| read_problem(&e))?;
-        Ok(Json(tickets))
+        if include == Some(TicketsInclude::Recent) {
+            let since = now - Duration::minutes(RECENT_MINUTES);
+            tickets.extend(
+                kitchen_queue::closed_since(&self.pool, since, now)
+                    .await
+                    .map_err(|e| read_problem(&e))?,
+            );
+        }
+        Ok(Json(match station {
+            Some(station) => tickets
+                .into_iter()
+                .filter_map(|ticket| ticket.for_station(&station))
+                .collect(),
+            None => tickets,
+        }))
     }
 
     /// One ticket, whatever its state.
-    #[oai(path = "/tickets/:order_id", method = "get")]
+    #[oai(
+        path = "/tickets/:order_id",
+        method = "get",
+        tag = "KitchenTags::Tickets"
+    )]
     async fn ticket(
         &self,
         auth: BearerAuth,
         order_id: Path<Uuid>,
     ) -> Result<Json<QueuedTicket>, Problem> {
         auth.0.require(KITCHEN_STAFF)?;
-        kitchen_queue::ticket(&self.pool, order_id.0)
+        kitchen_queue::ticket(&self.pool, order_id.0, Utc::now())
             .await
             .map_err(|e| read_problem(&e))?
             .map(Json)
@@ -87,7 +195,11 @@ impl KitchenApi {
     }
 
     /// A chef starts preparing one item: it becomes *en préparation*.
-    #[oai(path = "/tickets/:order_id/items/:index/start", method = "post")]
+    #[oai(
+        path = "/tickets/:order_id/items/:index/start",
+        method = "post",
+        tag = "KitchenTags::Tickets"
+    )]
     async fn start_item(
         &self,
         auth: BearerAuth,
@@ -104,7 +216,11 @@ impl KitchenApi {
 
     /// A chef finishes one item: it becomes *prêt à servir* (straight from pending is
     /// allowed); the last one makes the whole ticket ready.
-    #[oai(path = "/tickets/:order_id/items/:index/ready", method = "post")]
+    #[oai(
+        path = "/tickets/:order_id/items/:index/ready",
+        method = "post",
+        tag = "KitchenTags::Tickets"
+    )]
     async fn ready_item(
         &self,
         auth: BearerAuth,
@@ -119,8 +235,35 @@ impl KitchenApi {
         self.execute(&auth, order_id.0, command).await
     }
 
+    /// A chef takes back an item's last step (a mis-tap): `in_preparation → pending`,
+    /// `ready → in_preparation` (or `pending` if it skipped preparation). Only within two
+    /// minutes of that step, and only while the ticket is open: once it is ready the order
+    /// and its delivery have moved on, so undo is refused (409 `ticket-too-late-to-undo`).
+    #[oai(
+        path = "/tickets/:order_id/items/:index/undo",
+        method = "post",
+        tag = "KitchenTags::Tickets"
+    )]
+    async fn undo_item_step(
+        &self,
+        auth: BearerAuth,
+        order_id: Path<Uuid>,
+        index: Path<u32>,
+    ) -> Result<Json<QueuedTicket>, Problem> {
+        auth.0.require(&[Role::Chef])?;
+        let command = TicketCommand::UndoItemStep {
+            index: index.0 as usize,
+            at: Utc::now(),
+        };
+        self.execute(&auth, order_id.0, command).await
+    }
+
     /// Every remaining item of the ticket is ready at once ("bump").
-    #[oai(path = "/tickets/:order_id/bump", method = "post")]
+    #[oai(
+        path = "/tickets/:order_id/bump",
+        method = "post",
+        tag = "KitchenTags::Tickets"
+    )]
     async fn bump(
         &self,
         auth: BearerAuth,
@@ -132,7 +275,11 @@ impl KitchenApi {
     }
 
     /// The kitchen cannot make this order; only before any item is ready.
-    #[oai(path = "/tickets/:order_id/reject", method = "post")]
+    #[oai(
+        path = "/tickets/:order_id/reject",
+        method = "post",
+        tag = "KitchenTags::Tickets"
+    )]
     async fn reject(
         &self,
         auth: BearerAuth,
@@ -148,13 +295,17 @@ impl KitchenApi {
     }
 
     /// Every change to the queue, live (server-sent events). Resume with `Last-Event-ID`.
-    #[oai(path = "/tickets/stream", method = "get")]
+    /// `station=grill` sends only the tickets with grill items, with only those items.
+    #[oai(path = "/tickets/stream", method = "get", tag = "KitchenTags::Tickets")]
     async fn stream(
         &self,
         auth: BearerAuth,
         #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<i64>>,
+        /// Only this station's tickets and items (`grill`, `cold`…; case does not matter).
+        station: Query<Option<String>>,
     ) -> Result<EventStream<futures::stream::BoxStream<'static, TicketChange>>, Problem> {
         auth.0.require(KITCHEN_STAFF)?;
+        let station = station_filter(station.0)?;
         let pool = self.pool.clone();
         let changes = feed::follow(
             pool.clone(),
@@ -165,9 +316,16 @@ impl KitchenApi {
         )
         .filter_map(move |change| {
             let pool = pool.clone();
+            let station = station.clone();
             async move {
                 let order_id = change.key.parse().ok()?;
-                let ticket = kitchen_queue::ticket(&pool, order_id).await.ok()??;
+                let ticket = kitchen_queue::ticket(&pool, order_id, Utc::now())
+                    .await
+                    .ok()??;
+                let ticket = match station {
+                    Some(station) => ticket.for_station(&station)?,
+                    None => ticket,
+                };
                 Some(TicketChange {
                     change_id: change.id,
                     ticket,
@@ -183,11 +341,56 @@ impl KitchenApi {
                     .id(change.change_id.to_string())
             }))
     }
+
+    /// Tickets open and late now, open lines per station, and today's preparation times
+    /// (average and 90th percentile, from order placed to ticket ready), with the pace and
+    /// the quote the estimator works with.
+    #[oai(
+        path = "/kitchen/metrics",
+        method = "get",
+        tag = "KitchenTags::Metrics"
+    )]
+    async fn metrics(&self, auth: BearerAuth) -> Result<Json<KitchenMetrics>, Problem> {
+        auth.0.require(KITCHEN_STAFF)?;
+        let now = Utc::now();
+        let since = now
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .map_or(now, |midnight| midnight.and_utc());
+        let load = Load::read(&self.pool, now, self.lanes_per_station)
+            .await
+            .map_err(|e| read_problem(&e))?;
+        let day = kitchen_queue::day_stats(&self.pool, since)
+            .await
+            .map_err(|e| read_problem(&e))?;
+        Ok(Json(KitchenMetrics {
+            since,
+            tickets_open: count(load.open.len()),
+            tickets_late: count(load.open.iter().filter(|t| t.late).count()),
+            stations: station_loads(&load.open),
+            ready_today: day.ready,
+            late_today: day.ready_late,
+            rejected_today: day.rejected,
+            cancelled_today: day.cancelled,
+            average_prep_seconds: day.average_prep_seconds.map(tenths),
+            p90_prep_seconds: day.p90_prep_seconds.map(tenths),
+            pace: (load.model.pace * 100.0).round() / 100.0,
+            new_order_minutes: load.new_order_minutes(),
+        }))
+    }
 }
 
 impl KitchenApi {
     /// Issues one command on a ticket and answers with the ticket as it now stands (read from
-    /// the aggregate: the queue may lag a few milliseconds behind).
+    /// the aggregate: the queue may lag a few milliseconds behind; routing and target come
+    /// from the queue, which has them from the moment the ticket appears there).
+    ///
+    /// A conflict (someone else wrote to the ticket meanwhile: with stations, the grill and
+    /// the pastry chef work on one ticket at once) is retried for commands that say where an
+    /// item must end up, since they are decided again on the fresh state: two chefs on
+    /// different items both succeed, and a second chef starting the same item hears "already
+    /// started" (409). Not for undo, which is relative to what the chef saw: a retry could
+    /// take back someone else's step, so its conflict is answered as is (409).
     async fn execute(
         &self,
         auth: &BearerAuth,
@@ -199,17 +402,86 @@ impl KitchenApi {
         let metadata = CommandMetadata::by(actor)
             .correlation(id.clone())
             .causation(format!("http:{}", Uuid::new_v4()));
-        self.tickets
-            .execute_with_metadata(&id, command, metadata.into_map())
-            .await
-            .map_err(|e| command_problem(e, ticket_problem))?;
+        let retries = if matches!(command, TicketCommand::UndoItemStep { .. }) {
+            0
+        } else {
+            CONFLICT_RETRIES
+        };
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .tickets
+                .execute_with_metadata(&id, command.clone(), metadata.clone().into_map())
+                .await;
+            match result {
+                Ok(()) => break,
+                Err(AggregateError::AggregateConflict) if attempt < retries => attempt += 1,
+                Err(error) => return Err(command_problem(error, ticket_problem)),
+            }
+        }
         let loaded = store::load::<Ticket>(&self.pool, &id)
             .await
             .map_err(|e| command_problem(e, ticket_problem))?;
+        let now = Utc::now();
+        let routed = kitchen_queue::ticket(&self.pool, order_id, now)
+            .await
+            .map_err(|e| read_problem(&e))?;
         Ok(Json(problems::queued(
             &loaded.aggregate,
             order_id,
             loaded.version,
+            routed.as_ref(),
+            now,
         )))
     }
+}
+
+/// A station name as the menu spells it (trimmed, lower case); a blank one is refused.
+fn station_filter(station: Option<String>) -> Result<Option<String>, Problem> {
+    let Some(station) = station else {
+        return Ok(None);
+    };
+    let station = station.trim().to_lowercase();
+    if station.is_empty() || station.chars().count() > Dish::MAX_STATION_CHARS {
+        return Err(Problem::bad_request(
+            "invalid-station",
+            format!(
+                "a station is 1 to {} characters, like \"grill\"",
+                Dish::MAX_STATION_CHARS
+            ),
+        )
+        .with_field("station"));
+    }
+    Ok(Some(station))
+}
+
+fn station_loads(open: &[QueuedTicket]) -> Vec<StationLoad> {
+    let mut stations: std::collections::BTreeMap<&str, StationLoad> = Default::default();
+    for item in open
+        .iter()
+        .filter(|ticket| ticket.status == TicketState::Open)
+        .flat_map(|ticket| &ticket.items)
+    {
+        let load = stations
+            .entry(item.station.as_str())
+            .or_insert_with(|| StationLoad {
+                station: item.station.clone(),
+                pending: 0,
+                in_preparation: 0,
+            });
+        match item.status {
+            ItemState::Pending => load.pending += 1,
+            ItemState::InPreparation => load.in_preparation += 1,
+            ItemState::Ready => {}
+        }
+    }
+    stations.into_values().collect()
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn tenths(seconds: f64) -> f64 {
+    (seconds * 10.0).round() / 10.0
 }

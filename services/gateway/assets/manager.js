@@ -1,0 +1,111 @@
+// The manager's console: the board refreshes every few seconds and at each change of the
+// kitchen queue; manual assignment; the menu editor; staff and couriers.
+
+import { T, api, problemMessage, refresh, toast, confirmDialog, LiveStream } from './common.js';
+
+const board = document.getElementById('board-live');
+const REFRESH_MS = 5000;
+
+// The live board. Not while the manager is choosing in it: a refresh would take the select away.
+if (board) {
+  let pending = null;
+  const update = () => {
+    clearTimeout(pending);
+    pending = setTimeout(() => {
+      if (board.contains(document.activeElement) && document.activeElement.matches('select, input')) return;
+      refresh(board);
+    }, 200);
+  };
+  new LiveStream('/api/kitchen/tickets/stream', 'ticket', update, {
+    onReconnect: update,
+    indicator: document.querySelector('[data-live-state]'),
+  });
+  setInterval(() => { if (document.visibilityState === 'visible') update(); }, REFRESH_MS);
+
+  document.addEventListener('submit', async (event) => {
+    const form = event.target.closest('[data-assign]');
+    if (!form) return;
+    event.preventDefault();
+    const result = await api('POST', `/api/delivery/deliveries/${form.dataset.assign}/assign`, {
+      courierId: form.elements.courierId.value,
+    });
+    if (result.ok) toast(T.assigned, 'success');
+    else toast(problemMessage(result), 'error');
+    document.activeElement?.blur();
+    refresh(board);
+  });
+}
+
+// The menu editor.
+function dishBody(form) {
+  const value = (name) => form.elements[name]?.value.trim() ?? '';
+  const price = Math.round(Number(value('price').replace(',', '.')) * 100);
+  const body = {
+    name: value('name'),
+    description: value('description'),
+    category: value('category'),
+    price: { amount: price, currency: 'EUR' },
+    allergens: [...form.querySelectorAll('input[name="allergens"]:checked')].map((box) => box.value),
+  };
+  if (value('station')) body.station = value('station');
+  if (value('prepMinutes')) body.prepMinutes = Number(value('prepMinutes'));
+  return body;
+}
+
+document.addEventListener('submit', async (event) => {
+  const dishForm = event.target.closest('[data-dish-form], [data-new-dish]');
+  if (dishForm) {
+    event.preventDefault();
+    const id = dishForm.dataset.dishForm;
+    const result = id
+      ? await api('PATCH', `/api/orders/menu/dishes/${id}`, dishBody(dishForm))
+      : await api('POST', '/api/orders/menu/dishes', dishBody(dishForm));
+    if (!result.ok) {
+      toast(problemMessage(result), 'error');
+      return;
+    }
+    toast(id ? T.dish_saved : T.dish_added, 'success');
+    setTimeout(() => location.reload(), 600);
+    return;
+  }
+  const staffForm = event.target.closest('[data-staff-form]');
+  if (staffForm) {
+    event.preventDefault();
+    const value = (name) => staffForm.elements[name].value.trim();
+    const body = { name: value('name'), email: value('email'), password: staffForm.elements.password.value, role: value('role') };
+    if (value('phone')) body.phone = value('phone');
+    const result = await api('POST', '/api/identity/staff', body);
+    if (!result.ok) {
+      toast(result.status === 409 ? T.email_taken : problemMessage(result), 'error');
+      return;
+    }
+    toast(T.staff_created, 'success');
+    staffForm.reset();
+    if (body.role === 'courier') setTimeout(() => location.reload(), 2500);
+  }
+});
+
+document.addEventListener('click', async (event) => {
+  const availability = event.target.closest('[data-availability]');
+  if (availability) {
+    const available = availability.dataset.available === 'true';
+    const result = await api('PATCH', `/api/orders/menu/dishes/${availability.dataset.availability}`, { available });
+    if (!result.ok) toast(problemMessage(result), 'error');
+    else location.reload();
+    return;
+  }
+  const active = event.target.closest('[data-courier-active]');
+  if (active) {
+    const result = await api('PUT', `/api/delivery/couriers/${active.dataset.courierActive}`, { active: active.dataset.active === 'true' });
+    if (!result.ok) toast(problemMessage(result), 'error');
+    else location.reload();
+    return;
+  }
+  const remove = event.target.closest('[data-courier-remove]');
+  if (remove) {
+    if (!(await confirmDialog(T.remove_courier_confirm))) return;
+    const result = await api('DELETE', `/api/delivery/couriers/${remove.dataset.courierRemove}`);
+    if (!result.ok) toast(problemMessage(result), 'error');
+    else location.reload();
+  }
+});

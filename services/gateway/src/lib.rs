@@ -1,0 +1,219 @@
+//! The gateway (port 8080): the web app, and the single origin for browsers.
+//!
+//! The map of the service, top to bottom:
+//! - [`config`]: its port, TLS, timeouts, retries and circuit-breaker settings;
+//! - [`upstream`] (with [`breaker`]): every call to a service, guarded;
+//! - [`session`] and [`cookies`]: who is signed in, the tokens kept here and never in the page;
+//! - [`visitor`]: per request, the language, the session and the CSRF check;
+//! - [`proxy`]: `/api/{service}/…` forwarded with the user's token, live streams relayed;
+//! - [`sign_in`]: sign-in, sign-up and sign-out pages, which call identity;
+//! - [`pages`]: the customer's, the kitchen's, the courier's and the manager's pages, rendered
+//!   here (maud) and kept live by the small scripts of [`assets`];
+//! - [`headers`]: CSP and the other security headers on every answer.
+#![forbid(unsafe_code)]
+
+pub mod assets;
+pub mod breaker;
+pub mod config;
+pub mod cookies;
+pub mod headers;
+pub mod i18n;
+pub mod models;
+pub mod pages;
+pub mod proxy;
+pub mod session;
+pub mod sign_in;
+pub mod upstream;
+pub mod visitor;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use brigade_platform::{ServiceName, Settings};
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::middleware::Tracing;
+use poem::{get, handler, post, web::Data, EndpointExt, IntoResponse, Response, Route, Server};
+
+pub use config::GatewayConfig;
+
+use crate::models::Menu;
+use crate::session::Sessions;
+use crate::upstream::{FetchError, Upstream};
+
+/// How long the menu read for pages is reused: the kitchen screen renders a card per change
+/// and needs each dish's station; the menu changes a few times a day.
+const MENU_CACHE_TTL: Duration = Duration::from_secs(15);
+
+/// Everything a request handler works with.
+pub struct Gateway {
+    pub config: GatewayConfig,
+    pub upstream: Upstream,
+    pub sessions: Sessions,
+    menu: tokio::sync::Mutex<Option<(std::time::Instant, Arc<Menu>)>>,
+}
+
+impl Gateway {
+    /// The gateway for `config`.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn new(config: GatewayConfig) -> anyhow::Result<Arc<Self>> {
+        Ok(Arc::new(Self {
+            upstream: Upstream::new(&config)?,
+            sessions: Sessions::new(config.session_idle_timeout, config.max_sessions),
+            config,
+            menu: tokio::sync::Mutex::new(None),
+        }))
+    }
+
+    /// The menu, read at most every few seconds. A stale copy is better than none when the
+    /// orders service is down.
+    ///
+    /// # Errors
+    /// When the orders service cannot give it and no copy was read before.
+    pub async fn menu(&self) -> Result<Arc<Menu>, FetchError> {
+        let mut cached = self.menu.lock().await;
+        if let Some((at, menu)) = cached.as_ref() {
+            if at.elapsed() < MENU_CACHE_TTL {
+                return Ok(menu.clone());
+            }
+        }
+        match self
+            .upstream
+            .get_json::<Menu>(ServiceName::Orders, "/menu", None)
+            .await
+        {
+            Ok(menu) => {
+                let menu = Arc::new(menu);
+                *cached = Some((std::time::Instant::now(), menu.clone()));
+                Ok(menu)
+            }
+            Err(error) => cached.as_ref().map(|(_, menu)| menu.clone()).ok_or(error),
+        }
+    }
+
+    /// Forgets the cached menu (after a manager changed it).
+    pub async fn forget_menu(&self) {
+        *self.menu.lock().await = None;
+    }
+}
+
+/// The whole web app as one endpoint (what [`run`] serves; tests serve it on a free port).
+pub fn app(gateway: Arc<Gateway>) -> impl poem::Endpoint {
+    let tls = gateway.config.tls;
+    Route::new()
+        // The customer's pages.
+        .at("/", get(pages::customer::menu_page))
+        .at("/cart", get(pages::customer::cart_page))
+        .at("/orders", get(pages::customer::history_page))
+        .at("/orders/:order_id", get(pages::customer::order_page))
+        .at("/orders/:order_id/live", get(pages::customer::order_live))
+        // The kitchen screen.
+        .at("/kitchen", get(pages::kitchen::screen))
+        .at("/kitchen/tickets", get(pages::kitchen::cards))
+        .at("/kitchen/tickets/:order_id", get(pages::kitchen::card))
+        // The courier's app.
+        .at("/courier", get(pages::courier::app_page))
+        .at("/courier/live", get(pages::courier::live_part))
+        // The manager's console.
+        .at("/manager", get(pages::manager::board_page))
+        .at("/manager/live", get(pages::manager::board_live))
+        .at("/manager/menu", get(pages::manager::menu_page))
+        .at("/manager/team", get(pages::manager::team_page))
+        // Signing in and out.
+        .at("/login", get(sign_in::login_form).post(sign_in::login))
+        .at(
+            "/register",
+            get(sign_in::register_form).post(sign_in::register),
+        )
+        .at("/logout", post(sign_in::logout))
+        // The services, for the pages' scripts.
+        .at("/api/:service/*rest", proxy::forward)
+        .at("/assets/:file", get(assets::serve))
+        .at("/health/live", get(live))
+        .at("/health/ready", get(ready))
+        .around(visitor::visit)
+        .data(gateway)
+        .around(move |next, request| headers::secure(next, request, tls))
+        .with(Tracing)
+}
+
+#[handler]
+fn live() -> &'static str {
+    "ok"
+}
+
+/// Ready as soon as it listens: a service that is down makes pages degrade, not the gateway
+/// unready. The body says which circuits are open.
+#[handler]
+fn ready(gateway: Data<&Arc<Gateway>>) -> Response {
+    let open: Vec<&str> = ServiceName::ALL
+        .into_iter()
+        .filter(|s| gateway.upstream.is_open(*s))
+        .map(ServiceName::as_str)
+        .collect();
+    poem::web::Json(serde_json::json!({ "status": "ready", "openCircuits": open })).into_response()
+}
+
+/// Starts the gateway and serves until SIGTERM or Ctrl-C.
+///
+/// # Errors
+/// When a `BRIGADE_GATEWAY_*` variable is invalid or the port is taken.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let config = GatewayConfig::from_env(&settings).map_err(anyhow::Error::msg)?;
+    serve(config, termination()).await
+}
+
+/// Serves the gateway for `config` until `stop` completes.
+///
+/// # Errors
+/// When the port is taken.
+pub async fn serve(
+    config: GatewayConfig,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let address = config.address;
+    let gateway = Gateway::new(config)?;
+    let acceptor = TcpListener::bind(address)
+        .into_acceptor()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
+    let local = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .unwrap_or(address);
+    tracing::info!(service = "gateway", "listening on http://{local}");
+    println!("gateway listening on http://{local}");
+    let sweeper = {
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                every.tick().await;
+                gateway.sessions.sweep();
+            }
+        })
+    };
+    let result = Server::new_with_acceptor(acceptor)
+        // Live streams stay open until the browser goes: give them a moment, then close.
+        .run_with_graceful_shutdown(app(gateway), stop, Some(Duration::from_secs(5)))
+        .await;
+    sweeper.abort();
+    result.map_err(Into::into)
+}
+
+async fn termination() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}

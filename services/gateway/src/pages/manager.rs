@@ -1,0 +1,420 @@
+//! The manager's console: the live board of the day's orders and of the deliveries in progress
+//! (with manual assignment), the menu editor, and the team (staff accounts and couriers).
+//! Each part comes from one service and degrades on its own.
+//!
+//! Not here, because the services have no HTTP API for them yet: the dead letters (use
+//! `brigade dead-letters`) and notification or webhook settings.
+
+use std::sync::Arc;
+
+use brigade_domain::Role;
+use brigade_platform::ServiceName;
+use maud::{html, Markup};
+use poem::http::StatusCode;
+use poem::web::Data;
+use poem::{handler, Response};
+
+use super::{
+    date_time, fragment, money, page_with, status_only, time_of_day, token, unavailable, Extras,
+    Nav,
+};
+use crate::i18n::{fill, ALLERGENS, STATIONS};
+use crate::models::{map_link, short_id, Board, Courier, Delivery, Dish, Menu};
+use crate::visitor::Visitor;
+use crate::Gateway;
+
+/// Cards shown per board column (the count says how many there are).
+const CARDS_PER_COLUMN: usize = 8;
+
+/// `GET /manager`: the live board.
+#[handler]
+pub async fn board_page(gateway: Data<&Arc<Gateway>>, visitor: Data<&Visitor>) -> Response {
+    if let Err(response) = super::require(&visitor, &[Role::Manager]) {
+        return response;
+    }
+    let t = visitor.t;
+    let live = match board_markup(&gateway, &visitor).await {
+        Ok(markup) => markup,
+        Err(response) => return response,
+    };
+    let body = html! {
+        header.page-head.with-tools {
+            h1 { (t.nav_board) }
+            span.live-state data-live-state { (t.live_reconnecting) }
+        }
+        div #board-live data-fragment="/manager/live" { (live) }
+    };
+    let extras = Extras {
+        scripts: &["manager.js"],
+        ..Extras::default()
+    };
+    page_with(
+        &visitor,
+        StatusCode::OK,
+        t.nav_board,
+        Nav::Board,
+        body,
+        extras,
+    )
+}
+
+/// `GET /manager/live`: the board's live part.
+#[handler]
+pub async fn board_live(gateway: Data<&Arc<Gateway>>, visitor: Data<&Visitor>) -> Response {
+    if visitor.role() != Some(Role::Manager) {
+        return status_only(StatusCode::UNAUTHORIZED);
+    }
+    match board_markup(&gateway, &visitor).await {
+        Ok(markup) => fragment(markup),
+        Err(response) => status_only(response.status()),
+    }
+}
+
+async fn board_markup(gateway: &Gateway, visitor: &Visitor) -> Result<Markup, Response> {
+    let t = visitor.t;
+    let token = token(gateway, visitor).await?;
+    let token = token.as_deref();
+    let (board, deliveries, couriers) = tokio::join!(
+        gateway
+            .upstream
+            .get_json::<Board>(ServiceName::Orders, "/orders/board", token),
+        gateway
+            .upstream
+            .get_json::<Vec<Delivery>>(ServiceName::Delivery, "/deliveries", token),
+        gateway
+            .upstream
+            .get_json::<Vec<Courier>>(ServiceName::Delivery, "/couriers", token),
+    );
+    let minutes = |secs: Option<f64>| {
+        secs.map_or_else(
+            || "—".to_owned(),
+            |s| fill(t.minutes, &[("n", &format!("{:.0}", s / 60.0))]),
+        )
+    };
+    let free: Vec<&Courier> = couriers
+        .as_ref()
+        .map(|all| all.iter().filter(|c| c.active && c.on_shift).collect())
+        .unwrap_or_default();
+    Ok(html! {
+        @match &board {
+            Ok(board) => {
+                section.kpis aria-label=(t.orders_today) {
+                    div.kpi { span.kpi-value { (board.total) } span.kpi-label { (t.orders_today) } }
+                    div.kpi { span.kpi-value { (minutes(board.average_placed_to_ready_secs)) } span.kpi-label { (t.avg_prep) } }
+                    div.kpi { span.kpi-value { (minutes(board.average_ready_to_delivered_secs)) } span.kpi-label { (t.avg_delivery) } }
+                }
+                section.board-columns aria-label=(t.orders_today) {
+                    @for column in &board.columns {
+                        div class={ "board-column col-" (column.status) } {
+                            h2 { (t.order_status(&column.status)) " " span.badge.badge-count.zero[column.count == 0] { (column.count) } }
+                            ul {
+                                @for card in column.orders.iter().take(CARDS_PER_COLUMN) {
+                                    li {
+                                        a href={ "/orders/" (card.order_id) } {
+                                            strong { "#" (short_id(card.order_id)) }
+                                            " " (time_of_day(visitor, card.placed_at))
+                                        }
+                                        span.muted { (t.count(card.dishes as usize, t.dishes_one, t.dishes_many)) " · " (money(visitor, &card.total)) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Err(_) => (unavailable(visitor, ServiceName::Orders)),
+        }
+        section.panel aria-labelledby="deliveries-heading" {
+            h2 #deliveries-heading { (t.deliveries_in_progress) }
+            @match &deliveries {
+                Err(_) => (unavailable(visitor, ServiceName::Delivery)),
+                Ok(list) if list.is_empty() => p.muted { (t.nothing_in_progress) },
+                Ok(list) => {
+                    div.table-wrap {
+                        table.data {
+                            thead { tr {
+                                th scope="col" { (t.order_column) }
+                                th scope="col" { (t.status) }
+                                th scope="col" { (t.courier) }
+                                th scope="col" { (t.delivery_address) }
+                                th scope="col" { (t.assign) }
+                            } }
+                            tbody {
+                                @for delivery in list {
+                                    tr data-delivery=(delivery.order_id) {
+                                        td { a href={ "/orders/" (delivery.order_id) } { "#" (short_id(delivery.order_id)) } }
+                                        td { span class={ "pill pill-" (delivery.status) } { (t.delivery_status(&delivery.status)) } }
+                                        td { (delivery.courier.as_ref().map_or("—", |c| c.name.as_str())) }
+                                        td { (delivery.address.one_line()) }
+                                        td {
+                                            @if matches!(delivery.status.as_str(), "ready_for_pickup" | "assigned") {
+                                                (assign_form(visitor, delivery, &free))
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section.panel aria-labelledby="couriers-heading" {
+            h2 #couriers-heading { (t.couriers) }
+            @match &couriers {
+                Err(_) => (unavailable(visitor, ServiceName::Delivery)),
+                Ok(list) => {
+                    ul.courier-list {
+                        @for courier in list.iter().filter(|c| c.active) {
+                            li class={ "courier-row " (if courier.on_shift { "on" } else { "off" }) } {
+                                span.dot aria-hidden="true" {}
+                                strong { (courier.name) }
+                                span.muted { (t.vehicle(&courier.vehicle)) " · " (if courier.on_shift { t.on_shift } else { t.off_shift }) }
+                                @if let Some(position) = &courier.position {
+                                    a href=(map_link(position.lat, position.lon)) target="_blank" rel="noopener noreferrer" {
+                                        (super::time_sentence(visitor, t.last_seen, position.at))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn assign_form(visitor: &Visitor, delivery: &Delivery, free: &[&Courier]) -> Markup {
+    let t = visitor.t;
+    let current = delivery.courier.as_ref().map(|c| c.id);
+    let choices: Vec<&&Courier> = free.iter().filter(|c| Some(c.id) != current).collect();
+    html! {
+        @if choices.is_empty() {
+            span.muted { (t.no_courier_on_shift) }
+        } @else {
+            form.assign-form data-assign=(delivery.order_id) {
+                label.visually-hidden for={ "assign-" (delivery.order_id) } { (t.choose_courier) }
+                select id={ "assign-" (delivery.order_id) } name="courierId" {
+                    @for courier in choices {
+                        option value=(courier.id) { (courier.name) " · " (t.vehicle(&courier.vehicle)) }
+                    }
+                }
+                button.btn.btn-secondary type="submit" { (t.assign) }
+            }
+        }
+    }
+}
+
+/// `GET /manager/menu`: the menu editor.
+#[handler]
+pub async fn menu_page(gateway: Data<&Arc<Gateway>>, visitor: Data<&Visitor>) -> Response {
+    if let Err(response) = super::require(&visitor, &[Role::Manager]) {
+        return response;
+    }
+    let t = visitor.t;
+    // Fresh, not the pages' cached copy: the manager must see their own last change.
+    let menu = gateway
+        .upstream
+        .get_json::<Menu>(ServiceName::Orders, "/menu", None)
+        .await;
+    let categories: Vec<String> = menu
+        .as_ref()
+        .map(|m| m.categories.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default();
+    let body = html! {
+        h1 { (t.menu_editor_title) }
+        datalist #categories { @for name in &categories { option value=(name) {} } }
+        datalist #stations { @for station in STATIONS { option value=(station) { (t.station(station)) } } }
+        @match &menu {
+            Err(_) => (unavailable(&visitor, ServiceName::Orders)),
+            Ok(menu) => {
+                details.panel.add-dish {
+                    summary.btn.btn-primary { (t.add_dish) }
+                    (dish_form(&visitor, None))
+                }
+                @for category in &menu.categories {
+                    section.panel {
+                        h2 { (t.category(&category.name)) }
+                        ul.editor-list {
+                            @for dish in &category.dishes {
+                                li.editor-row.unavailable[!dish.available] id={ "dish-" (dish.id) } {
+                                    div.editor-summary {
+                                        strong { (dish.name) }
+                                        span.price { (money(&visitor, &dish.price)) }
+                                        span.muted { (t.station(&dish.station)) " · " (fill(t.prep_time, &[("n", &dish.prep_minutes.to_string())])) }
+                                        @if !dish.available { span.pill.pill-cancelled { (t.sold_out) } }
+                                    }
+                                    div.editor-actions {
+                                        @if dish.available {
+                                            button.btn.btn-quiet type="button" data-availability=(dish.id) data-available="false" { (t.mark_sold_out) }
+                                        } @else {
+                                            button.btn.btn-secondary type="button" data-availability=(dish.id) data-available="true" { (t.put_back) }
+                                        }
+                                        details.edit-dish {
+                                            summary.btn { (t.edit) }
+                                            (dish_form(&visitor, Some(dish)))
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let extras = Extras {
+        scripts: &["manager.js"],
+        ..Extras::default()
+    };
+    page_with(
+        &visitor,
+        StatusCode::OK,
+        t.menu_editor_title,
+        Nav::MenuEditor,
+        body,
+        extras,
+    )
+}
+
+fn dish_form(visitor: &Visitor, dish: Option<&Dish>) -> Markup {
+    let t = visitor.t;
+    let key = dish.map_or_else(|| "new".to_owned(), |d| d.id.to_string());
+    let field = |name: &str| format!("{name}-{key}");
+    let price = dish.map(|d| format!("{}.{:02}", d.price.amount / 100, d.price.amount % 100));
+    html! {
+        form.form-grid data-dish-form=[dish.map(|d| d.id.to_string())] data-new-dish[dish.is_none()] {
+            div.field {
+                label for=(field("name")) { (t.dish_name) }
+                input id=(field("name")) name="name" required maxlength="120" value=[dish.map(|d| d.name.as_str())];
+            }
+            div.field {
+                label for=(field("category")) { (t.category) }
+                input id=(field("category")) name="category" required list="categories" value=[dish.map(|d| d.category.as_str())];
+            }
+            div.field.wide {
+                label for=(field("description")) { (t.description) }
+                textarea id=(field("description")) name="description" rows="2" maxlength="500" {
+                    @if let Some(d) = dish { (d.description) }
+                }
+            }
+            div.field {
+                label for=(field("price")) { (t.price_eur) }
+                input id=(field("price")) name="price" type="number" min="0" step="0.01" required inputmode="decimal" value=[price];
+            }
+            div.field {
+                label for=(field("station")) { (t.station) }
+                input id=(field("station")) name="station" list="stations" value=[dish.map(|d| d.station.as_str())];
+            }
+            div.field {
+                label for=(field("prep")) { (t.prep_minutes) }
+                input id=(field("prep")) name="prepMinutes" type="number" min="1" max="240" value=[dish.map(|d| d.prep_minutes)];
+            }
+            fieldset.field.wide.allergen-boxes {
+                legend { (t.allergens) }
+                @for code in ALLERGENS {
+                    label.check {
+                        input type="checkbox" name="allergens" value=(code)
+                            checked[dish.is_some_and(|d| d.allergens.iter().any(|a| a == code))];
+                        span { (t.allergen(code)) }
+                    }
+                }
+            }
+            div.field.wide {
+                button.btn.btn-primary type="submit" { @if dish.is_some() { (t.save) } @else { (t.add_dish) } }
+            }
+        }
+    }
+}
+
+/// `GET /manager/team`: staff accounts and couriers.
+#[handler]
+pub async fn team_page(gateway: Data<&Arc<Gateway>>, visitor: Data<&Visitor>) -> Response {
+    if let Err(response) = super::require(&visitor, &[Role::Manager]) {
+        return response;
+    }
+    let t = visitor.t;
+    let token = match token(&gateway, &visitor).await {
+        Ok(token) => token,
+        Err(response) => return response,
+    };
+    let couriers = gateway
+        .upstream
+        .get_json::<Vec<Courier>>(ServiceName::Delivery, "/couriers", token.as_deref())
+        .await;
+    let body = html! {
+        h1 { (t.team_title) }
+        div.team-layout {
+            section.panel aria-labelledby="staff-heading" {
+                h2 #staff-heading { (t.create_staff) }
+                form.form-stack data-staff-form {
+                    label for="staff-name" { (t.name) }
+                    input #staff-name name="name" required autocomplete="off";
+                    label for="staff-email" { (t.email) }
+                    input #staff-email name="email" type="email" required autocomplete="off";
+                    label for="staff-password" { (t.password) }
+                    input #staff-password name="password" type="password" required minlength="8" autocomplete="new-password"
+                        aria-describedby="staff-password-hint";
+                    p.hint #staff-password-hint { (t.password_hint) }
+                    label for="staff-phone" { (t.phone) " " span.muted { "(" (t.optional) ")" } }
+                    input #staff-phone name="phone" type="tel";
+                    label for="staff-role" { (t.role) }
+                    select #staff-role name="role" {
+                        option value="chef" { (t.role_chef) }
+                        option value="courier" { (t.role_courier) }
+                        option value="manager" { (t.role_manager) }
+                    }
+                    p.hint { (t.courier_profile_note) }
+                    button.btn.btn-primary type="submit" { (t.create_staff) }
+                }
+            }
+            section.panel aria-labelledby="fleet-heading" {
+                h2 #fleet-heading { (t.couriers) }
+                @match &couriers {
+                    Err(_) => (unavailable(&visitor, ServiceName::Delivery)),
+                    Ok(list) if list.is_empty() => p.muted { (t.nothing_in_progress) },
+                    Ok(list) => {
+                        ul.courier-list {
+                            @for courier in list {
+                                li class={ "courier-row " (if courier.on_shift { "on" } else { "off" }) } data-courier=(courier.id) {
+                                    span.dot aria-hidden="true" {}
+                                    div.courier-main {
+                                        strong { (courier.name) }
+                                        span.muted {
+                                            (t.vehicle(&courier.vehicle)) " · "
+                                            (if courier.active { t.active } else { t.inactive }) " · "
+                                            (if courier.on_shift { t.on_shift } else { t.off_shift })
+                                            @if let Some(phone) = &courier.phone { " · " (phone) }
+                                        }
+                                        @if let Some(position) = &courier.position {
+                                            span.muted { (date_time(&visitor, position.at)) }
+                                        }
+                                    }
+                                    div.actions {
+                                        button.btn.btn-quiet type="button" data-courier-active=(courier.id)
+                                            data-active=(if courier.active { "false" } else { "true" }) {
+                                            (if courier.active { t.deactivate } else { t.activate })
+                                        }
+                                        button.btn.btn-quiet type="button" data-courier-remove=(courier.id) { (t.remove) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let extras = Extras {
+        scripts: &["manager.js"],
+        ..Extras::default()
+    };
+    page_with(
+        &visitor,
+        StatusCode::OK,
+        t.team_title,
+        Nav::Team,
+        body,
+        extras,
+    )
+}

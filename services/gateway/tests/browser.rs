@@ -1,0 +1,370 @@
+//! End-to-end tests in real headless Chromium on the whole running system (four services and
+//! the gateway, on PostgreSQL and NATS): a customer orders; the chef's open kitchen screen shows
+//! it live and moves each item; the courier's app gets the assignment and delivers; the
+//! customer's open order page passes through every status without a reload. And an order page
+//! stays usable while the delivery service is stopped.
+//!
+//! Screenshots of the key screens, at phone and desktop sizes, land in `target/screenshots/`.
+//! Needs `chromium` and `chromium-driver` (Debian); skipped with a message without them.
+#![allow(clippy::unwrap_used)]
+
+mod system;
+mod webdriver;
+
+use std::time::Duration;
+
+use serde_json::json;
+use system::{System, MANAGER_EMAIL, MANAGER_PASSWORD, STAFF_PASSWORD};
+use webdriver::{Browser, Driver, DESKTOP, PHONE};
+
+const LIVE: Duration = Duration::from_secs(30);
+
+/// The live part of the order page shows `status` (and the page was never reloaded: the
+/// marker set by the test in the page is still there).
+async fn customer_sees(customer: &Browser, status: &str) {
+    customer
+        .wait_until(&format!("document.querySelector('#order-live [data-status]')?.dataset.status === '{status}'"), LIVE)
+        .await;
+    assert_eq!(
+        customer.eval("return window.__notReloaded === true;").await,
+        json!(true),
+        "the order page was reloaded"
+    );
+}
+
+async fn sign_in(browser: &Browser, email: &str, password: &str) {
+    browser.goto("/login").await;
+    browser.fill("#email", email).await;
+    browser.fill("#password", password).await;
+    browser
+        .click("form[action='/login'] button[type=submit]")
+        .await;
+    browser
+        .wait_for("form[action='/logout']", Duration::from_secs(15))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_customer_orders_and_follows_it_live_while_the_kitchen_cooks_and_the_courier_delivers() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let system = System::start().await;
+    let base = system.gateway_url.clone();
+    let chef_email = system.staff("chef", "Auguste").await;
+    let courier_email = system.staff("courier", "Lucie").await;
+
+    // The chef opens the kitchen screen and leaves it open.
+    let chef = Browser::open(&driver, &base, DESKTOP).await;
+    sign_in(&chef, &chef_email, STAFF_PASSWORD).await;
+    assert_eq!(chef.path().await, "/kitchen");
+    chef.wait_until(
+        "document.querySelector('[data-live-state]').classList.contains('is-live')",
+        LIVE,
+    )
+    .await;
+    chef.eval("window.__notReloaded = true;").await;
+    chef.screenshots("kitchen-empty").await;
+
+    // The courier starts a shift on their phone. The phone's position is a fixed point in
+    // Paris (a headless browser has no location of its own).
+    let courier = Browser::open(&driver, &base, PHONE).await;
+    sign_in(&courier, &courier_email, STAFF_PASSWORD).await;
+    assert_eq!(courier.path().await, "/courier");
+    courier.click("[data-shift='true']").await;
+    courier.wait_for(".shift-on", LIVE).await;
+    courier
+        .eval("navigator.geolocation.watchPosition = (ok) => { ok({ coords: { latitude: 48.8686, longitude: 2.3314 } }); return 1; };")
+        .await;
+    courier.screenshots("courier-on-shift").await;
+
+    // A customer signs up, fills a cart, and orders.
+    let customer = Browser::open(&driver, &base, PHONE).await;
+    customer.goto("/register").await;
+    customer.fill("#name", "Camille").await;
+    customer
+        .fill(
+            "#email",
+            &format!("camille.{}@brigade.test", uuid::Uuid::new_v4().simple()),
+        )
+        .await;
+    customer.fill("#password", "mot de passe solide").await;
+    customer.fill("#phone", "+33 6 12 34 56 78").await;
+    customer
+        .click("form[action='/register'] button[type=submit]")
+        .await;
+    customer
+        .wait_for("form[action='/logout']", Duration::from_secs(15))
+        .await;
+    customer.screenshots("menu").await;
+    let add = customer
+        .client
+        .find_all(fantoccini::Locator::Css("[data-add-to-cart]"))
+        .await
+        .unwrap();
+    customer.click_element(&add[0]).await;
+    customer.click_element(&add[5]).await;
+    customer.click_element(&add[5]).await;
+    customer
+        .wait_until(
+            "document.querySelector('[data-cart-count]').textContent === '3'",
+            LIVE,
+        )
+        .await;
+    customer.screenshots("menu-with-cart").await;
+
+    // The cart survives a reload.
+    customer.goto("/cart").await;
+    customer.client.refresh().await.unwrap();
+    customer
+        .wait_until("document.querySelectorAll('.cart-line').length === 2", LIVE)
+        .await;
+    customer
+        .fill(".cart-line [data-note]", "sans oignons")
+        .await;
+    customer.fill("#street", "12 rue de la Paix").await;
+    customer.fill("#postal-code", "75002").await;
+    customer.fill("#city", "Paris").await;
+    customer.screenshots("cart").await;
+    customer.click("[data-place-order]").await;
+    customer
+        .wait_until("location.pathname.startsWith('/orders/')", LIVE)
+        .await;
+    let order_id = customer
+        .path()
+        .await
+        .trim_start_matches("/orders/")
+        .to_owned();
+    customer.wait_for("#order-live [data-status]", LIVE).await;
+    customer.eval("window.__notReloaded = true;").await;
+    customer.screenshots("order-placed").await;
+
+    // The chef's open screen shows the ticket, without a reload, with the note.
+    let card = format!("#ticket-{order_id}");
+    chef.wait_for(&card, LIVE).await;
+    assert!(chef.text(&card).await.contains("sans oignons"));
+    assert_eq!(
+        chef.eval("return window.__notReloaded === true;").await,
+        json!(true),
+        "the kitchen screen was reloaded"
+    );
+    chef.screenshots("kitchen-new-ticket").await;
+    customer_sees(&customer, "accepted").await;
+
+    // A ticket past its target turns red (its order placed an hour ago, as far as the timer
+    // knows); the station filter hides a ticket with nothing for that station.
+    chef.eval(&format!("document.querySelector('{card}').dataset.placedAt = new Date(Date.now() - 3600e3).toISOString();")).await;
+    chef.wait_until(
+        &format!("document.querySelector('{card}').classList.contains('late')"),
+        LIVE,
+    )
+    .await;
+    chef.save("kitchen-late-ticket-desktop").await;
+    chef.click("[data-station-filter='pastry']").await;
+    chef.wait_until(&format!("document.querySelector('{card}').hidden"), LIVE)
+        .await;
+    chef.click("[data-station-filter='']").await;
+    chef.wait_until(&format!("!document.querySelector('{card}').hidden"), LIVE)
+        .await;
+
+    // The chef moves each item: start, then ready.
+    let items = chef
+        .client
+        .find_all(fantoccini::Locator::Css(&format!("{card} .item")))
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(items, 2);
+    for index in 0..items {
+        let start = format!("{card} [data-post$='/items/{index}/start']");
+        chef.click(&start).await;
+        let ready = format!("{card} [data-post$='/items/{index}/ready']");
+        chef.wait_for(&ready, LIVE).await;
+        if index == 0 {
+            customer_sees(&customer, "in_preparation").await;
+            chef.screenshots("kitchen-cooking").await;
+            customer.screenshots("order-in-preparation").await;
+        }
+        chef.click(&ready).await;
+        if index + 1 < items {
+            chef.wait_for(
+                &format!("{card} .item:nth-child({}) .big-done", index + 1),
+                LIVE,
+            )
+            .await;
+        }
+    }
+    // Ready: the ticket leaves the screen.
+    chef.wait_until(&format!("!document.querySelector('{card}')"), LIVE)
+        .await;
+    customer_sees(&customer, "ready").await;
+
+    // Dispatch gives the delivery to the courier on shift; the courier's app shows it.
+    courier
+        .wait_for(
+            &format!(".assignment[data-order-id='{order_id}'][data-status='assigned']"),
+            LIVE,
+        )
+        .await;
+    assert!(courier
+        .text(".big-address")
+        .await
+        .contains("12 rue de la Paix"));
+    courier.screenshots("courier-assignment").await;
+    courier.click("[data-post$='/pickup']").await;
+    courier
+        .wait_for(".assignment[data-status='picked_up']", LIVE)
+        .await;
+    customer_sees(&customer, "out_for_delivery").await;
+    // The courier's position reaches the customer's page.
+    customer
+        .wait_for(".courier-card a[href*='openstreetmap']", LIVE)
+        .await;
+    courier.screenshots("courier-picked-up").await;
+    customer.screenshots("order-out-for-delivery").await;
+
+    courier.fill("#received-by", "Camille").await;
+    courier.click(".deliver-form button[type=submit]").await;
+    courier
+        .wait_until("!document.querySelector('.assignment')", LIVE)
+        .await;
+    customer_sees(&customer, "delivered").await;
+
+    // Every step is on the timeline, each one done, and the page saw each change arrive.
+    let steps = customer.eval("return [...document.querySelectorAll('.timeline .step')].map(s => s.dataset.step + ':' + s.className);").await;
+    let steps: Vec<String> = serde_json::from_value(steps).unwrap();
+    let names: Vec<&str> = steps.iter().map(|s| s.split(':').next().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "placed",
+            "accepted",
+            "in_preparation",
+            "ready",
+            "out_for_delivery",
+            "delivered"
+        ]
+    );
+    assert!(
+        steps[..5].iter().all(|s| s.contains("step-done")),
+        "{steps:?}"
+    );
+    let seen = customer
+        .eval("return document.querySelector('.order-page').dataset.seen;")
+        .await;
+    let seen = seen.as_str().unwrap().to_owned();
+    assert!(
+        seen.ends_with("accepted in_preparation ready out_for_delivery delivered"),
+        "statuses seen live: {seen}"
+    );
+    customer.screenshots("order-delivered").await;
+
+    // The history, and "order again".
+    customer.goto("/orders").await;
+    customer
+        .wait_for(&format!("a[href='/orders/{order_id}']"), LIVE)
+        .await;
+    customer.screenshots("history").await;
+    customer.click("[data-reorder]").await;
+    customer
+        .wait_until(
+            "location.pathname === '/cart' && document.querySelectorAll('.cart-line').length === 2",
+            LIVE,
+        )
+        .await;
+
+    // The manager's console, in English.
+    courier.close().await;
+    let manager = Browser::open(&driver, &base, DESKTOP).await;
+    manager.goto("/login?lang=en").await;
+    sign_in(&manager, MANAGER_EMAIL, MANAGER_PASSWORD).await;
+    assert_eq!(manager.path().await, "/manager");
+    assert!(manager.text("h1").await.contains("Live board"));
+    manager.wait_for(".kpis", LIVE).await;
+    manager.screenshots("manager-board").await;
+    manager.goto("/manager/menu").await;
+    manager.screenshots("manager-menu").await;
+    manager.goto("/manager/team").await;
+    manager.screenshots("manager-team").await;
+
+    chef.close().await;
+    customer.close().await;
+    manager.close().await;
+    system.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_order_page_stays_usable_while_the_delivery_service_is_stopped() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let mut system = System::start().await;
+    let customer = Browser::open(&driver, &system.gateway_url, PHONE).await;
+    customer.goto("/register").await;
+    let email = format!("ines.{}@brigade.test", uuid::Uuid::new_v4().simple());
+    customer.fill("#name", "Inès").await;
+    customer.fill("#email", &email).await;
+    customer.fill("#password", "mot de passe solide").await;
+    customer
+        .click("form[action='/register'] button[type=submit]")
+        .await;
+    customer
+        .wait_for("form[action='/logout']", Duration::from_secs(15))
+        .await;
+
+    // An order, placed straight at the orders service.
+    let token = system.token(&email, "mot de passe solide").await;
+    let (_, menu) = system
+        .call(reqwest::Method::GET, "orders", "/menu", None, None)
+        .await;
+    let dish = menu["categories"][1]["dishes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = system
+        .http
+        .post(system.url("orders", "/orders"))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+        .json(&json!({"items": [{"dishId": dish, "quantity": 1}],
+                      "deliveryAddress": {"street": "3 rue Oberkampf", "city": "Paris", "postalCode": "75011"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let order: serde_json::Value = response.json().await.unwrap();
+    let order_id = order["orderId"].as_str().unwrap().to_owned();
+
+    system.stop("delivery").await;
+    customer.goto(&format!("/orders/{order_id}")).await;
+    customer.wait_for("#order-live [data-status]", LIVE).await;
+    let page = customer.text("main").await;
+    assert!(page.contains("Commande"), "the order is shown: {page}");
+    assert!(page.contains("3 rue Oberkampf"), "with its address");
+    let notice = customer.text("[data-unavailable='delivery']").await;
+    assert!(
+        notice.contains("Le suivi du livreur est momentanément indisponible"),
+        "{notice}"
+    );
+    // The rest of the site still works.
+    customer.click("[data-reorder]").await;
+    customer
+        .wait_until("location.pathname === '/cart'", LIVE)
+        .await;
+    customer.goto(&format!("/orders/{order_id}")).await;
+    customer
+        .wait_for("[data-unavailable='delivery']", LIVE)
+        .await;
+    customer.screenshots("order-delivery-down").await;
+
+    // Cancelling still works (the kitchen has not started): confirmed in the page's dialog.
+    customer.eval("window.__notReloaded = true;").await;
+    customer.click("[data-cancel-order]").await;
+    customer.click("#confirm-dialog button[value='ok']").await;
+    customer_sees(&customer, "cancelled").await;
+    assert!(customer.text(".status-card").await.contains("Annulée"));
+    customer.screenshots("order-cancelled").await;
+
+    customer.close().await;
+    system.shutdown().await;
+}

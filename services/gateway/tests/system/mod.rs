@@ -1,0 +1,261 @@
+//! The whole system for one browser test: the four services and the gateway, run in this test's
+//! process on free ports, on the machine's PostgreSQL and NATS, in throw-away databases
+//! (`t<random>_orders`, …) and a NATS namespace of their own, so tests run in parallel.
+//!
+//! In-process rather than as `brigade serve` processes (as the top-level journeys do) because
+//! the `brigade` binary belongs to another package: a test here cannot ask Cargo to build it.
+//! Each service still runs exactly its production `run(settings)`, and one can be stopped
+//! (its task dropped: its port closes) to see the pages degrade.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use brigade_gateway::GatewayConfig;
+use brigade_platform::Settings;
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+pub const SERVICES: [&str; 4] = ["identity", "orders", "kitchen", "delivery"];
+pub const MANAGER_EMAIL: &str = "manager@brigade.test";
+pub const MANAGER_PASSWORD: &str = "correct horse battery staple";
+pub const STAFF_PASSWORD: &str = "mot de passe solide";
+
+pub struct System {
+    pub prefix: String,
+    pub namespace: String,
+    pub settings: Settings,
+    env: HashMap<String, String>,
+    tasks: HashMap<&'static str, JoinHandle<anyhow::Result<()>>>,
+    gateway: Option<JoinHandle<anyhow::Result<()>>>,
+    pub gateway_url: String,
+    pub http: reqwest::Client,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+impl System {
+    pub async fn start() -> Self {
+        // Services' warnings and errors go to the test's output (shown when it fails).
+        if std::env::var_os("RUST_LOG").is_none() {
+            std::env::set_var("RUST_LOG", "warn,sqlx=error,async_nats=error");
+        }
+        brigade_platform::telemetry::init_logging();
+        let id = Uuid::new_v4().simple().to_string();
+        let tag = &id[..10];
+        let mut env: HashMap<String, String> = [
+            ("BRIGADE_DATABASE_PREFIX", format!("t{tag}_")),
+            ("BRIGADE_NAMESPACE", format!("t{tag}")),
+            ("BRIGADE_MANAGER_EMAIL", MANAGER_EMAIL.to_owned()),
+            ("BRIGADE_MANAGER_PASSWORD", MANAGER_PASSWORD.to_owned()),
+            ("BRIGADE_DATABASE_POOL", "8".to_owned()),
+            ("BRIGADE_GATEWAY_PORT", free_port().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for service in SERVICES {
+            env.insert(
+                format!("BRIGADE_{}_PORT", service.to_ascii_uppercase()),
+                free_port().to_string(),
+            );
+        }
+        let lookup = |key: &str| env.get(key).cloned();
+        let settings = Settings::from_lookup(lookup).unwrap();
+        let gateway_url = format!("http://127.0.0.1:{}", env["BRIGADE_GATEWAY_PORT"]);
+        let mut system = Self {
+            prefix: format!("t{tag}_"),
+            namespace: format!("t{tag}"),
+            settings,
+            env,
+            tasks: HashMap::new(),
+            gateway: None,
+            gateway_url,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        };
+        for service in SERVICES {
+            system.spawn(service);
+        }
+        for service in SERVICES {
+            system
+                .wait_ready(&system.url(service, "/health/ready"))
+                .await;
+        }
+        let env = system.env.clone();
+        let config =
+            GatewayConfig::from_lookup(&system.settings, |key| env.get(key).cloned()).unwrap();
+        system.gateway = Some(tokio::spawn(brigade_gateway::serve(
+            config,
+            std::future::pending(),
+        )));
+        system
+            .wait_ready(&format!("{}/health/ready", system.gateway_url))
+            .await;
+        system
+    }
+
+    /// Starts one service (its production `run`).
+    pub fn spawn(&mut self, service: &'static str) {
+        let settings = self.settings.clone();
+        let task = match service {
+            "identity" => tokio::spawn(brigade_identity::run(settings)),
+            "orders" => tokio::spawn(brigade_orders::run(settings)),
+            "kitchen" => tokio::spawn(brigade_kitchen::run(settings)),
+            _ => tokio::spawn(brigade_delivery::run(settings)),
+        };
+        self.tasks.insert(service, task);
+    }
+
+    /// Stops one service at once: its server and background tasks are dropped, its port closes.
+    pub async fn stop(&mut self, service: &'static str) {
+        if let Some(task) = self.tasks.remove(service) {
+            task.abort();
+            let _ = task.await;
+        }
+        let url = self.url(service, "/health/live");
+        let started = Instant::now();
+        while self
+            .http
+            .get(&url)
+            .timeout(Duration::from_millis(300))
+            .send()
+            .await
+            .is_ok()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{service} did not stop"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_ready(&self, url: &str) {
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = self.http.get(url).send().await {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "{url} did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn url(&self, service: &str, path: &str) -> String {
+        format!(
+            "http://127.0.0.1:{}{path}",
+            self.env[&format!("BRIGADE_{}_PORT", service.to_ascii_uppercase())]
+        )
+    }
+
+    /// A call straight to a service (test set-up, as an operator's script would do it).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        service: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, self.url(service, path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Signs in straight at identity; returns the access token.
+    pub async fn token(&self, email: &str, password: &str) -> String {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "identity",
+                "/auth/login",
+                None,
+                Some(json!({"email": email, "password": password})),
+            )
+            .await;
+        assert_eq!(status, 200, "login of {email}: {body}");
+        body["accessToken"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a staff account (as the manager); returns its e-mail.
+    pub async fn staff(&self, role: &str, name: &str) -> String {
+        let manager = self.token(MANAGER_EMAIL, MANAGER_PASSWORD).await;
+        let email = format!(
+            "{}.{}@brigade.test",
+            name.to_lowercase(),
+            &Uuid::new_v4().simple().to_string()[..8]
+        );
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "identity",
+                "/staff",
+                Some(&manager),
+                Some(
+                    json!({"email": email, "password": STAFF_PASSWORD, "name": name, "role": role}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 201, "staff {email}: {body}");
+        email
+    }
+
+    /// Stops everything and drops the test's databases and streams.
+    pub async fn shutdown(mut self) {
+        if let Some(gateway) = self.gateway.take() {
+            gateway.abort();
+        }
+        for (_, task) in self.tasks.drain() {
+            task.abort();
+            let _ = task.await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Ok(admin) =
+            sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await
+        {
+            for service in SERVICES {
+                let _ = sqlx::query(&format!(
+                    "DROP DATABASE IF EXISTS \"{}{service}\" WITH (FORCE)",
+                    self.prefix
+                ))
+                .execute(&admin)
+                .await;
+            }
+        }
+        if let Ok(client) = async_nats::connect("nats://127.0.0.1:4222").await {
+            let js = async_nats::jetstream::new(client);
+            for service in SERVICES {
+                let _ = js
+                    .delete_stream(format!(
+                        "{}_{}",
+                        self.namespace.to_uppercase(),
+                        service.to_uppercase()
+                    ))
+                    .await;
+            }
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! The orders service's HTTP API (API.md, orders table). Handlers are thin: parse, authorize,
+//! issue one command or one query, map the result.
+//!
+//! - [`menu`]: `GET /menu`, `POST /menu/dishes`, `PATCH /menu/dishes/{id}`;
+//! - [`orders`]: `POST /orders`, `GET /orders`, `GET /orders/{id}` (and its `/stream`),
+//!   `POST /orders/{id}/cancel`, the manager's `GET /orders/board`;
+//! - [`problems`]: how the domain's refusals read over HTTP.
+
+mod menu;
+mod optional_json;
+mod orders;
+pub mod problems;
+
+use brigade_nats::store::CommandMetadata;
+use brigade_platform::auth::Caller;
+use brigade_platform::Problem;
+use poem_openapi::Tags;
+use uuid::Uuid;
+
+pub use menu::{DishChanges, MenuApi, NewDish};
+pub use optional_json::OptionalJson;
+pub use orders::{
+    CancelOrder, CancelledOrder, OrderItem, OrderPage, OrderUpdate, OrdersApi, PlaceOrder,
+    PlacedOrder,
+};
+
+#[derive(Tags)]
+enum OrdersTags {
+    /// The menu: what customers may order, at which price.
+    Menu,
+    /// Customers' orders, from placement to delivery.
+    Orders,
+}
+
+/// The metadata of a command issued over HTTP: who, which journey (`correlation`), which request.
+fn metadata(caller: &Caller, correlation: Uuid) -> Result<CommandMetadata, Problem> {
+    let actor = serde_json::to_string(&caller.actor()).map_err(|e| Problem::internal(&e))?;
+    Ok(CommandMetadata::by(actor)
+        .correlation(correlation.to_string())
+        .causation(format!("http:{}", Uuid::new_v4())))
+}

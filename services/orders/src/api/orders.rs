@@ -1,0 +1,434 @@
+//! The order endpoints: customers place, follow and cancel their orders; staff follow any
+//! order; managers see every order and the day's board.
+//!
+//! Who sees what: a customer sees only their own orders (someone else's order answers 404, as
+//! if it did not exist); chefs, couriers and managers see any order; only customers (their own)
+//! and managers list orders.
+
+use brigade_domain::ordering::{Order, OrderCommand, OrderError};
+use brigade_domain::Role;
+use brigade_nats::store::{self, EventStore};
+use brigade_platform::auth::{BearerAuth, Caller};
+use brigade_platform::problem::{command_problem, read_problem};
+use brigade_platform::Problem;
+use brigade_projections::feed::{self, FeedHub};
+use brigade_projections::menu::Amount;
+use brigade_projections::order_tracking::{self, Board, DeliveryAddress, OrderState, TrackedOrder};
+use chrono::Utc;
+use cqrs_es::AggregateError;
+use futures::StreamExt;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::{EventStream, Json};
+use poem_openapi::types::ToJSON;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::problems::{checkout_problem, order_not_found, order_problem};
+use super::{metadata, OptionalJson, OrdersTags};
+use crate::checkout::{self, BasketItem};
+use crate::idempotency::{self, Claim};
+
+/// Orders per page unless asked otherwise.
+const DEFAULT_PAGE_SIZE: u32 = 20;
+/// Most orders per page.
+const MAX_PAGE_SIZE: u32 = 100;
+
+/// A customer's order. Names and prices come from the menu: any sent here are ignored.
+#[derive(Debug, Object, Serialize)]
+#[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
+pub struct PlaceOrder {
+    /// At least one line, at most 100.
+    #[oai(default)]
+    pub items: Vec<OrderItem>,
+    /// Required.
+    pub delivery_address: Option<DeliveryAddress>,
+    pub contact_phone: Option<String>,
+}
+
+/// One line of an order.
+#[derive(Debug, Object, Serialize)]
+#[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
+pub struct OrderItem {
+    /// The id of a dish on the menu.
+    pub dish_id: String,
+    /// 1 to 50.
+    pub quantity: i64,
+    /// For the kitchen ("sans oignons"), at most 200 characters; reaches the ticket verbatim.
+    pub note: Option<String>,
+}
+
+impl From<&OrderItem> for BasketItem {
+    fn from(item: &OrderItem) -> Self {
+        Self {
+            dish_id: item.dish_id.clone(),
+            quantity: item.quantity,
+            note: item.note.clone(),
+        }
+    }
+}
+
+/// The answer to `POST /orders`, the same for every retry with the same key.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct PlacedOrder {
+    pub order_id: Uuid,
+    pub status: OrderState,
+    pub total: Amount,
+}
+
+#[derive(ApiResponse)]
+enum OrderPlaced {
+    /// The order is placed (or was, by an earlier request with the same key).
+    #[oai(status = 201)]
+    Created(Json<PlacedOrder>),
+}
+
+/// Why an order is cancelled; everything is optional, and so is the body.
+#[derive(Debug, Object)]
+pub struct CancelOrder {
+    /// Shown in the order's history; at most 500 characters.
+    pub reason: Option<String>,
+}
+
+/// The answer to a cancellation.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CancelledOrder {
+    pub order_id: Uuid,
+    pub status: OrderState,
+}
+
+/// One page of orders, newest first.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct OrderPage {
+    pub items: Vec<TrackedOrder>,
+    /// From 1.
+    pub page: u32,
+    pub page_size: u32,
+    /// Orders in all pages.
+    pub total: i64,
+}
+
+/// One change of an order, as pushed to its tracking page.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct OrderUpdate {
+    /// Also the SSE `id`: send it back as `Last-Event-ID` to resume.
+    pub change_id: i64,
+    pub order: TrackedOrder,
+}
+
+/// Why placing an order failed: refused as asked (the key is released, the customer may fix the
+/// request), or failed on our side (the key is kept: a retry places the same order).
+enum Attempt {
+    Refused(Problem),
+    Failed(Problem),
+}
+
+/// The order endpoints.
+pub struct OrdersApi {
+    pub pool: PgPool,
+    pub orders: EventStore<Order>,
+    pub hub: FeedHub,
+}
+
+const STAFF: &[Role] = &[Role::Chef, Role::Courier, Role::Manager];
+
+#[OpenApi(tag = "OrdersTags::Orders")]
+impl OrdersApi {
+    /// Places an order (customer). Send a fresh `Idempotency-Key` with each new order and the
+    /// same one when retrying: a retry answers with the order the first attempt placed.
+    #[oai(path = "/orders", method = "post")]
+    async fn place_order(
+        &self,
+        auth: BearerAuth,
+        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        body: Json<PlaceOrder>,
+    ) -> Result<OrderPlaced, Problem> {
+        auth.0.require(&[Role::Customer])?;
+        let key = idempotency::valid_key(idempotency_key.0.as_deref()).map_err(|e| {
+            Problem::bad_request(e.code(), e.to_string()).with_field("Idempotency-Key")
+        })?;
+        let customer_id = auth.0.account_id;
+        let request_hash = idempotency::request_hash(&body.0);
+        let claim = idempotency::claim(&self.pool, customer_id, key, &request_hash)
+            .await
+            .map_err(|e| read_problem(&e))?;
+        let (order_id, first) = match claim {
+            Claim::Held { order_id, first } => (order_id, first),
+            Claim::Reused => {
+                return Err(Problem::unprocessable(
+                    "idempotency-key-reused",
+                    "this Idempotency-Key was already used for a different order; use a new key for a new order",
+                )
+                .with_field("Idempotency-Key"))
+            }
+        };
+        if !first {
+            if let Some(placed) = self.placed(order_id).await? {
+                return Ok(OrderPlaced::Created(Json(placed)));
+            }
+        }
+        match self.place(&auth.0, order_id, body.0).await {
+            Ok(()) => {}
+            Err(Attempt::Refused(problem)) => {
+                idempotency::release(&self.pool, customer_id, key, order_id)
+                    .await
+                    .map_err(|e| read_problem(&e))?;
+                return Err(problem);
+            }
+            Err(Attempt::Failed(problem)) => return Err(problem),
+        }
+        let placed = self.placed(order_id).await?.ok_or_else(|| {
+            Problem::internal(&format!("order {order_id} was placed but cannot be read"))
+        })?;
+        Ok(OrderPlaced::Created(Json(placed)))
+    }
+
+    /// Orders, newest first: a customer's own, or everyone's for a manager.
+    #[oai(path = "/orders", method = "get")]
+    async fn list_orders(
+        &self,
+        auth: BearerAuth,
+        page: Query<Option<u32>>,
+        #[oai(name = "pageSize")] page_size: Query<Option<u32>>,
+    ) -> Result<Json<OrderPage>, Problem> {
+        let customer = match auth.0.role {
+            Role::Customer => Some(auth.0.account_id),
+            Role::Manager => None,
+            Role::Chef | Role::Courier => {
+                return Err(Problem::forbidden(
+                    "only customers and managers list orders",
+                ))
+            }
+        };
+        let page = page.0.unwrap_or(1);
+        if page == 0 {
+            return Err(
+                Problem::bad_request("invalid-page", "pages count from 1").with_field("page")
+            );
+        }
+        let page_size = page_size.0.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+            return Err(Problem::bad_request(
+                "invalid-page-size",
+                format!("a page holds 1 to {MAX_PAGE_SIZE} orders"),
+            )
+            .with_field("pageSize"));
+        }
+        let (items, total) = order_tracking::page(&self.pool, customer, page, page_size)
+            .await
+            .map_err(|e| read_problem(&e))?;
+        Ok(Json(OrderPage {
+            items,
+            page,
+            page_size,
+            total,
+        }))
+    }
+
+    /// Today's orders (since midnight UTC) by status, with counts and average times (manager).
+    #[oai(path = "/orders/board", method = "get")]
+    async fn board(&self, auth: BearerAuth) -> Result<Json<Board>, Problem> {
+        auth.0.require(&[Role::Manager])?;
+        let midnight = Utc::now()
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .map(|start| start.and_utc())
+            .unwrap_or_else(Utc::now);
+        order_tracking::board(&self.pool, midnight)
+            .await
+            .map(Json)
+            .map_err(|e| read_problem(&e))
+    }
+
+    /// One order with its lines, total and status history (its customer, or staff).
+    #[oai(path = "/orders/:order_id", method = "get")]
+    async fn order(
+        &self,
+        auth: BearerAuth,
+        order_id: Path<Uuid>,
+    ) -> Result<Json<TrackedOrder>, Problem> {
+        self.visible_order(&auth.0, order_id.0).await.map(Json)
+    }
+
+    /// Cancels an order: its customer until the kitchen starts cooking, a manager until it is
+    /// delivered. 409 `order-too-late-to-cancel` when it is too late.
+    #[oai(path = "/orders/:order_id/cancel", method = "post")]
+    async fn cancel(
+        &self,
+        auth: BearerAuth,
+        order_id: Path<Uuid>,
+        body: OptionalJson<CancelOrder>,
+    ) -> Result<Json<CancelledOrder>, Problem> {
+        auth.0.require(&[Role::Customer, Role::Manager])?;
+        let command = OrderCommand::Cancel {
+            by: auth.0.actor(),
+            reason: body.0.and_then(|body| body.reason),
+            at: Utc::now(),
+        };
+        let metadata = metadata(&auth.0, order_id.0)?;
+        self.orders
+            .execute_with_metadata(&order_id.0.to_string(), command, metadata.into_map())
+            .await
+            .map_err(|e| command_problem(e, order_problem))?;
+        Ok(Json(CancelledOrder {
+            order_id: order_id.0,
+            status: OrderState::Cancelled,
+        }))
+    }
+
+    /// The order, live (server-sent events): first the order as it stands, then the order again
+    /// after each status change. Resume with `Last-Event-ID`.
+    #[oai(path = "/orders/:order_id/stream", method = "get")]
+    async fn stream(
+        &self,
+        auth: BearerAuth,
+        order_id: Path<Uuid>,
+        #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<i64>>,
+    ) -> Result<EventStream<futures::stream::BoxStream<'static, OrderUpdate>>, Problem> {
+        let order_id = order_id.0;
+        let pool = self.pool.clone();
+        // Take the position first, then read the order: a change committed in between is both
+        // in the order read and in the changes followed, never in neither.
+        let (after, current) = match last_event_id.0 {
+            Some(after) => {
+                self.visible_order(&auth.0, order_id).await?;
+                (after, None)
+            }
+            None => {
+                let after = order_tracking::last_change_id(&pool)
+                    .await
+                    .map_err(|e| read_problem(&e))?;
+                let order = self.visible_order(&auth.0, order_id).await?;
+                (
+                    after,
+                    Some(OrderUpdate {
+                        change_id: after,
+                        order,
+                    }),
+                )
+            }
+        };
+        let changes = feed::follow(
+            pool.clone(),
+            &self.hub,
+            order_tracking::FEED,
+            Some(order_id.to_string()),
+            Some(after),
+        )
+        .filter_map(move |change| {
+            let pool = pool.clone();
+            async move {
+                let order = order_tracking::order(&pool, order_id).await.ok()??;
+                Some(OrderUpdate {
+                    change_id: change.id,
+                    order,
+                })
+            }
+        });
+        let events = futures::stream::iter(current).chain(changes).boxed();
+        Ok(EventStream::new(events)
+            .keep_alive(std::time::Duration::from_secs(15))
+            .to_event(|update| {
+                poem::web::sse::Event::message(update.to_json_string())
+                    .event_type("order")
+                    .id(update.change_id.to_string())
+            }))
+    }
+}
+
+impl OrdersApi {
+    /// Prices the basket from the menu and issues `Place` under the claimed order id.
+    async fn place(
+        &self,
+        caller: &Caller,
+        order_id: Uuid,
+        request: PlaceOrder,
+    ) -> Result<(), Attempt> {
+        let delivery_address = request.delivery_address.ok_or_else(|| {
+            Attempt::Refused(
+                Problem::unprocessable("order-invalid-address", "a delivery address is required")
+                    .with_field("deliveryAddress"),
+            )
+        })?;
+        let basket: Vec<BasketItem> = request.items.iter().map(BasketItem::from).collect();
+        let lines = checkout::price(&self.pool, &basket)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "pricing failed");
+                Attempt::Failed(Problem::unavailable(
+                    "the menu cannot be read right now; nothing was applied, try again",
+                ))
+            })?
+            .map_err(|e| Attempt::Refused(checkout_problem(&e)))?;
+        let command = OrderCommand::Place {
+            order_id,
+            customer_id: caller.account_id,
+            lines,
+            delivery_address: delivery_address.into(),
+            contact_phone: request.contact_phone,
+            at: Utc::now(),
+        };
+        let metadata = metadata(caller, order_id).map_err(Attempt::Failed)?;
+        match self
+            .orders
+            .execute_with_metadata(&order_id.to_string(), command, metadata.into_map())
+            .await
+        {
+            // A concurrent request with the same key placed it first: it is the same order.
+            Ok(())
+            | Err(
+                AggregateError::UserError(OrderError::OrderAlreadyPlaced)
+                | AggregateError::AggregateConflict,
+            ) => Ok(()),
+            Err(AggregateError::UserError(error)) => Err(Attempt::Refused(order_problem(error))),
+            Err(error) => Err(Attempt::Failed(command_problem(error, order_problem))),
+        }
+    }
+
+    /// The answer for an order placed under this id, if it is.
+    async fn placed(&self, order_id: Uuid) -> Result<Option<PlacedOrder>, Problem> {
+        let loaded = store::load::<Order>(&self.pool, &order_id.to_string())
+            .await
+            .map_err(|e| command_problem(e, order_problem))?;
+        Ok(loaded.aggregate.total().map(|total| PlacedOrder {
+            order_id,
+            status: OrderState::Placed,
+            total: Amount::from(total),
+        }))
+    }
+
+    /// The order if the caller may see it: from the read model, or from the aggregate when the
+    /// read model has not caught up yet (right after `POST /orders`, or while NATS is down).
+    async fn visible_order(
+        &self,
+        caller: &Caller,
+        order_id: Uuid,
+    ) -> Result<TrackedOrder, Problem> {
+        let tracked = order_tracking::order(&self.pool, order_id)
+            .await
+            .map_err(|e| read_problem(&e))?;
+        let order = match tracked {
+            Some(order) => order,
+            None => {
+                let loaded = store::load::<Order>(&self.pool, &order_id.to_string())
+                    .await
+                    .map_err(|e| command_problem(e, order_problem))?;
+                TrackedOrder::from_aggregate(&loaded.aggregate, loaded.version)
+                    .ok_or_else(order_not_found)?
+            }
+        };
+        let allowed = STAFF.contains(&caller.role) || order.customer_id == caller.account_id;
+        if allowed {
+            Ok(order)
+        } else {
+            Err(order_not_found())
+        }
+    }
+}

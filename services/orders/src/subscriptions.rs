@@ -1,0 +1,234 @@
+//! Every event the orders service consumes from other services, and the command it issues for
+//! it on the order (aggregate id = order id = ticket id = delivery id).
+//!
+//! | subject | command on the order |
+//! |---|---|
+//! | `kitchen.ticket.opened` | `Accept` |
+//! | `kitchen.ticket.item_started` | `StartPreparation` (the first one moves the order; the rest change nothing) |
+//! | `kitchen.ticket.ready` | `MarkReady` |
+//! | `kitchen.ticket.rejected` | `Reject { reason }` |
+//! | `delivery.delivery.picked_up` | `MarkOutForDelivery` |
+//! | `delivery.delivery.delivered` | `MarkDelivered` |
+//!
+//! A pickup normally follows the kitchen's `ready`, but the two arrive through two independent
+//! consumers: when the pickup comes first, it waits (retried with a growing delay, a few
+//! seconds at most) for the kitchen's `ready`, so the order's history keeps every step with the
+//! kitchen's own time. If the kitchen's event still has not come, the order moves on without it
+//! (the aggregate accepts a forward jump) rather than stalling.
+//!
+//! Every other kitchen or delivery event is ignored (`item_ready`, `item_step_undone` — the
+//! order never moves back —, `cancelled` — which follows the order's own
+//! cancellation —, `requested`, `courier_assigned`, `failed`, ...).
+//! Each command is idempotent on the order (a status already reached, or an order that ended,
+//! changes nothing), so a redelivered event changes nothing. The order's history is stamped with
+//! the time the kitchen or the courier acted, not the time the event arrived.
+//!
+//! The orders service's own `dish` and `order` events feed its read models, and so do the
+//! kitchen's ready-time quotes (`kitchen.estimate.*`): see `brigade_projections::{menu,
+//! order_tracking}`.
+
+use std::sync::Arc;
+
+use brigade_domain::delivery::DeliveryEvent;
+use brigade_domain::kitchen::TicketEvent;
+use brigade_domain::ordering::{Order, OrderCommand, OrderStatus};
+use brigade_nats::store::{self, caused_by, handler_error, EventStore};
+use brigade_nats::{EventHandler, HandlerError, ReceivedEvent, Subscription};
+use sqlx::{PgConnection, PgPool};
+
+/// Deliveries of a pickup that wait for the kitchen's `ready` before the order moves on
+/// without it (about six seconds with the consumer's growing delay).
+const PICKUP_WAITS_FOR_KITCHEN: i64 = 6;
+
+/// The orders service's subscriptions to other services.
+#[must_use]
+pub fn all(pool: PgPool, orders: EventStore<Order>) -> Vec<Subscription> {
+    vec![
+        Subscription {
+            name: "orders-from-kitchen".to_owned(),
+            source: "kitchen",
+            aggregate_types: vec!["ticket"],
+            handler: Arc::new(FromKitchen {
+                orders: orders.clone(),
+            }),
+        },
+        Subscription {
+            name: "orders-from-delivery".to_owned(),
+            source: "delivery",
+            aggregate_types: vec!["delivery"],
+            handler: Arc::new(FromDelivery { pool, orders }),
+        },
+    ]
+}
+
+/// The order command for a kitchen event, if any.
+#[must_use]
+pub fn from_ticket(event: TicketEvent) -> Option<OrderCommand> {
+    match event {
+        TicketEvent::TicketOpened { at, .. } => Some(OrderCommand::Accept { at }),
+        TicketEvent::ItemStarted { at, .. } => Some(OrderCommand::StartPreparation { at }),
+        TicketEvent::TicketReady { at } => Some(OrderCommand::MarkReady { at }),
+        TicketEvent::TicketRejected { reason, at } => Some(OrderCommand::Reject { reason, at }),
+        // An undone step never moves the order back: it stays in preparation.
+        TicketEvent::ItemReady { .. }
+        | TicketEvent::ItemStepUndone { .. }
+        | TicketEvent::TicketCancelled { .. } => None,
+    }
+}
+
+/// The order command for a delivery event, if any.
+#[must_use]
+pub fn from_delivery(event: DeliveryEvent) -> Option<OrderCommand> {
+    match event {
+        DeliveryEvent::DeliveryPickedUp { at, .. } => Some(OrderCommand::MarkOutForDelivery { at }),
+        DeliveryEvent::DeliveryDelivered { at, .. } => Some(OrderCommand::MarkDelivered { at }),
+        DeliveryEvent::DeliveryRequested { .. }
+        | DeliveryEvent::DeliveryReadyForPickup { .. }
+        | DeliveryEvent::CourierAssigned { .. }
+        | DeliveryEvent::CourierUnassigned { .. }
+        | DeliveryEvent::DeliveryFailed { .. }
+        | DeliveryEvent::DeliveryCancelled { .. } => None,
+    }
+}
+
+/// Reacts to the kitchen's `ticket` events.
+pub struct FromKitchen {
+    pub orders: EventStore<Order>,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for FromKitchen {
+    async fn handle(
+        &self,
+        event: &ReceivedEvent,
+        _tx: &mut PgConnection,
+    ) -> Result<(), HandlerError> {
+        let ticket_event: TicketEvent = event
+            .envelope
+            .decode()
+            .map_err(|e| HandlerError::Permanent(format!("not a ticket event: {e}")))?;
+        match from_ticket(ticket_event) {
+            Some(command) => execute(&self.orders, event, command).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reacts to the delivery service's `delivery` events.
+pub struct FromDelivery {
+    pub pool: PgPool,
+    pub orders: EventStore<Order>,
+}
+
+impl FromDelivery {
+    /// Whether a pickup should wait for the kitchen's `ready` a little longer.
+    async fn kitchen_lags(&self, event: &ReceivedEvent) -> Result<bool, HandlerError> {
+        if event.delivered >= PICKUP_WAITS_FOR_KITCHEN {
+            return Ok(false);
+        }
+        let order = store::load::<Order>(&self.pool, &event.envelope.aggregate_id)
+            .await
+            .map_err(handler_error)?;
+        Ok(matches!(
+            order.aggregate.status(),
+            Some(OrderStatus::Placed | OrderStatus::Accepted | OrderStatus::InPreparation)
+        ))
+    }
+}
+
+#[async_trait::async_trait]
+impl EventHandler for FromDelivery {
+    async fn handle(
+        &self,
+        event: &ReceivedEvent,
+        _tx: &mut PgConnection,
+    ) -> Result<(), HandlerError> {
+        let delivery_event: DeliveryEvent = event
+            .envelope
+            .decode()
+            .map_err(|e| HandlerError::Permanent(format!("not a delivery event: {e}")))?;
+        match from_delivery(delivery_event) {
+            Some(OrderCommand::MarkOutForDelivery { .. }) if self.kitchen_lags(event).await? => {
+                Err(HandlerError::Transient(
+                    "picked up before the kitchen's ready arrived; waiting for it".to_owned(),
+                ))
+            }
+            Some(command) => execute(&self.orders, event, command).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Issues `command` on the order the event is about, as the system, caused by the event.
+async fn execute(
+    orders: &EventStore<Order>,
+    event: &ReceivedEvent,
+    command: OrderCommand,
+) -> Result<(), HandlerError> {
+    orders
+        .execute_with_metadata(
+            &event.envelope.aggregate_id,
+            command,
+            caused_by(&event.envelope).into_map(),
+        )
+        .await
+        .map_err(handler_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use uuid::Uuid;
+
+    use super::*;
+
+    #[test]
+    fn the_kitchen_moves_the_order_forward_or_rejects_it() {
+        let at = Utc
+            .timestamp_opt(1_700_000_000, 0)
+            .single()
+            .expect("a valid time");
+        assert_eq!(
+            from_ticket(TicketEvent::ItemStarted { index: 1, at }),
+            Some(OrderCommand::StartPreparation { at })
+        );
+        assert_eq!(
+            from_ticket(TicketEvent::TicketRejected {
+                reason: "plus de saumon".into(),
+                at
+            }),
+            Some(OrderCommand::Reject {
+                reason: "plus de saumon".into(),
+                at
+            })
+        );
+        assert_eq!(from_ticket(TicketEvent::ItemReady { index: 0, at }), None);
+        assert_eq!(from_ticket(TicketEvent::TicketCancelled { at }), None);
+    }
+
+    #[test]
+    fn only_pickup_and_handover_concern_the_order() {
+        let at = Utc
+            .timestamp_opt(1_700_000_000, 0)
+            .single()
+            .expect("a valid time");
+        let courier_id = Uuid::from_u128(7);
+        assert_eq!(
+            from_delivery(DeliveryEvent::DeliveryPickedUp { courier_id, at }),
+            Some(OrderCommand::MarkOutForDelivery { at })
+        );
+        assert_eq!(
+            from_delivery(DeliveryEvent::DeliveryDelivered {
+                courier_id,
+                received_by: None,
+                note: None,
+                at
+            }),
+            Some(OrderCommand::MarkDelivered { at })
+        );
+        assert_eq!(
+            from_delivery(DeliveryEvent::CourierAssigned { courier_id, at }),
+            None
+        );
+    }
+}
