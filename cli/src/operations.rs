@@ -18,6 +18,8 @@ pub enum DeadLetterCommand {
     },
     /// One dead letter with its message.
     Show { service: ServiceName, id: i64 },
+    /// Apply one again with its consumer's handler, after the cause was fixed.
+    Replay { service: ServiceName, id: i64 },
     /// Mark one as handled without applying it.
     Discard { service: ServiceName, id: i64 },
 }
@@ -26,6 +28,14 @@ pub enum DeadLetterCommand {
 pub enum OutboxCommand {
     /// Events stored but not yet published, per service.
     Status,
+    /// Publish again every event recorded since a time (after a NATS disaster); consumers
+    /// recognise what they already applied.
+    Republish {
+        service: ServiceName,
+        /// RFC 3339 time, e.g. 2026-11-27T08:00:00Z.
+        #[arg(long)]
+        since: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 /// The OpenAPI document of every service, in a stable order.
@@ -85,6 +95,26 @@ pub async fn dead_letters(command: DeadLetterCommand, settings: &Settings) -> an
             println!("{}", serde_json::to_string_pretty(&letter)?);
             println!("message: {}", letter.payload_text());
         }
+        DeadLetterCommand::Replay { service, id } => {
+            let pool = pool(settings, service).await?;
+            let letter = brigade_nats::dead_letters::get(&pool, id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no dead letter #{id} in {}", service.as_str()))?;
+            let consumers = match service {
+                ServiceName::Identity => Vec::new(),
+                ServiceName::Orders => brigade_orders::consumers(&pool),
+                ServiceName::Kitchen => brigade_kitchen::consumers(&pool),
+                ServiceName::Delivery => brigade_delivery::consumers(&pool),
+            };
+            let subscription = consumers
+                .into_iter()
+                .find(|s| s.name == letter.consumer)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("{} has no consumer {:?}", service.as_str(), letter.consumer)
+                })?;
+            brigade_nats::dead_letters::replay(&pool, id, subscription.handler.as_ref()).await?;
+            println!("replayed dead letter #{id} through {}", letter.consumer);
+        }
         DeadLetterCommand::Discard { service, id } => {
             let pool = pool(settings, service).await?;
             if brigade_nats::dead_letters::discard(&pool, id).await? {
@@ -99,6 +129,18 @@ pub async fn dead_letters(command: DeadLetterCommand, settings: &Settings) -> an
 
 pub async fn outbox(command: OutboxCommand, settings: &Settings) -> anyhow::Result<()> {
     match command {
+        OutboxCommand::Republish { service, since } => {
+            let pool = pool(settings, service).await?;
+            let done = sqlx::query("UPDATE outbox SET published_at = NULL WHERE recorded_at >= $1 AND published_at IS NOT NULL")
+                .bind(since)
+                .execute(&pool)
+                .await?;
+            println!(
+                "{} events of {} since {since} will be published again by its relay",
+                done.rows_affected(),
+                service.as_str()
+            );
+        }
         OutboxCommand::Status => {
             println!(
                 "{:<9} {:>10} {:>10}  oldest pending",

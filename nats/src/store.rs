@@ -63,9 +63,19 @@ impl CommandMetadata {
     }
 
     /// The journey this command belongs to: the order id, for everything an order causes.
+    ///
+    /// The journey is also the trace: a UUID correlation gives the W3C trace id (its 32 hex
+    /// digits), so every event of one order, in every service, carries the same `trace_id`, and
+    /// the relay passes it on as the `traceparent` header of the NATS message. Finding an order
+    /// in any tracing backend then needs nothing but its id.
     #[must_use]
     pub fn correlation(mut self, id: impl Into<String>) -> Self {
-        self.values.insert("correlation_id".to_owned(), id.into());
+        let id = id.into();
+        if let Ok(uuid) = uuid::Uuid::parse_str(&id) {
+            self.values
+                .insert("trace_id".to_owned(), uuid.simple().to_string());
+        }
+        self.values.insert("correlation_id".to_owned(), id);
         self
     }
 

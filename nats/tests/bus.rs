@@ -350,3 +350,68 @@ async fn while_nats_is_unreachable_the_outbox_keeps_its_rows() {
     assert_eq!(pending, 1);
     fixture.cleanup().await;
 }
+
+/// Refuses everything until `fixed` is set.
+struct Broken {
+    fixed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for Broken {
+    async fn handle(
+        &self,
+        event: &ReceivedEvent,
+        tx: &mut PgConnection,
+    ) -> Result<(), HandlerError> {
+        if !self.fixed.load(Ordering::SeqCst) {
+            return Err(HandlerError::Permanent("a bug refuses this event".into()));
+        }
+        sqlx::query("INSERT INTO applied (aggregate_id, sequence) VALUES ($1, $2)")
+            .bind(&event.envelope.aggregate_id)
+            .bind(event.envelope.sequence)
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_dead_letter_replayed_after_the_fix_is_applied_once_and_closed() {
+    let fixture = Fixture::new().await;
+    let handler = Arc::new(Broken {
+        fixed: std::sync::atomic::AtomicBool::new(false),
+    });
+    fixture.consume(handler.clone(), 12);
+    let id = Uuid::new_v4().to_string();
+    fixture.publish(&id, 1).await;
+    let mut parked = Vec::new();
+    for _ in 0..200 {
+        parked = brigade_nats::dead_letters::list(&fixture.pool, false)
+            .await
+            .unwrap();
+        if !parked.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(parked.len(), 1);
+    let letter = parked.remove(0);
+    let refused =
+        brigade_nats::dead_letters::replay(&fixture.pool, letter.id, handler.as_ref()).await;
+    assert!(refused.is_err(), "still broken: the replay changes nothing");
+    assert_eq!(fixture.applied(&id).await, Vec::<i64>::new());
+
+    handler.fixed.store(true, Ordering::SeqCst);
+    brigade_nats::dead_letters::replay(&fixture.pool, letter.id, handler.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(fixture.applied(&id).await, [1]);
+    assert!(brigade_nats::dead_letters::list(&fixture.pool, false)
+        .await
+        .unwrap()
+        .is_empty());
+    let again =
+        brigade_nats::dead_letters::replay(&fixture.pool, letter.id, handler.as_ref()).await;
+    assert!(again.is_err(), "a replayed letter is closed");
+    fixture.cleanup().await;
+}

@@ -62,6 +62,19 @@ CREATE INDEX order_tracking_placed ON order_tracking (placed_at DESC, order_id D
         name: "0301_order_tracking_estimate",
         sql: "ALTER TABLE order_tracking ADD COLUMN estimated_ready_at timestamptz;",
     },
+    // The kitchen's quotes come from the kitchen's store, not the orders': kept beside the
+    // tracking table, they survive its rebuild (which replays the orders' events only).
+    Migration {
+        name: "0302_order_estimates",
+        sql: "CREATE TABLE order_estimates (
+                  order_id uuid PRIMARY KEY,
+                  ready_at timestamptz NOT NULL
+              );
+              INSERT INTO order_estimates (order_id, ready_at)
+                  SELECT order_id, estimated_ready_at FROM order_tracking
+                  WHERE estimated_ready_at IS NOT NULL;
+              ALTER TABLE order_tracking DROP COLUMN estimated_ready_at;",
+    },
 ];
 
 /// Where an order stands (API.md's spelling).
@@ -340,9 +353,14 @@ impl From<Row> for TrackedOrder {
     }
 }
 
+/// A quote is shown only while the food is being prepared.
 const SELECT: &str =
     "SELECT order_id, customer_id, status, items, total_amount, currency, delivery_address,
-        contact_phone, placed_at, history, reason, estimated_ready_at, version FROM order_tracking";
+        contact_phone, placed_at, history, reason,
+        CASE WHEN status IN ('placed', 'accepted', 'in_preparation') THEN e.ready_at END
+            AS estimated_ready_at,
+        version
+     FROM order_tracking LEFT JOIN order_estimates e USING (order_id)";
 
 /// One order.
 ///
@@ -598,8 +616,6 @@ impl EventHandler for OrderTracking {
                         reason = coalesce($4, reason),
                         ready_at = CASE WHEN $2 = 'ready' THEN $5 ELSE ready_at END,
                         delivered_at = CASE WHEN $2 = 'delivered' THEN $5 ELSE delivered_at END,
-                        estimated_ready_at = CASE WHEN $2 IN ('accepted', 'in_preparation')
-                            THEN estimated_ready_at END,
                         updated_at = $5,
                         version = $6
                      WHERE order_id = $1",
@@ -625,7 +641,7 @@ impl EventHandler for OrderTracking {
 }
 
 /// How to rebuild order tracking from the orders service's event store. The kitchen's
-/// estimates are not in it: a rebuilt table shows none until the kitchen's next quote.
+/// estimates live beside it (`order_estimates`) and are kept as they are.
 #[must_use]
 pub fn spec() -> crate::rebuild::ProjectionSpec {
     crate::rebuild::ProjectionSpec {
@@ -649,8 +665,8 @@ pub fn estimates_subscription() -> Subscription {
     }
 }
 
-/// Records the kitchen's quotes (`TicketEstimated`) on orders still being prepared; a quote
-/// that trails the order's `ready` (or end) is ignored.
+/// Records the kitchen's latest quote (`TicketEstimated`) of each order; reads show it only
+/// while the order is being prepared, so a quote trailing the order's `ready` changes nothing.
 pub struct KitchenEstimates;
 
 #[async_trait::async_trait]
@@ -666,30 +682,16 @@ impl EventHandler for KitchenEstimates {
         } = envelope
             .decode()
             .map_err(|e| HandlerError::Permanent(format!("not an estimate event: {e}")))?;
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM order_tracking WHERE order_id = $1 FOR UPDATE")
-                .bind(order_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match status.as_deref() {
-            // The order's own events have not been projected yet: come back later.
-            None => Err(HandlerError::Transient(format!(
-                "order {order_id} is not tracked yet"
-            ))),
-            Some("placed" | "accepted" | "in_preparation") => {
-                sqlx::query(
-                    "UPDATE order_tracking SET estimated_ready_at = $2 WHERE order_id = $1",
-                )
-                .bind(order_id)
-                .bind(ready_at)
-                .execute(&mut *tx)
-                .await?;
-                feed::record(tx, FEED, &order_id.to_string()).await?;
-                Ok(())
-            }
-            // Ready, on its way, or over: a quote is no news any more.
-            Some(_) => Ok(()),
-        }
+        sqlx::query(
+            "INSERT INTO order_estimates (order_id, ready_at) VALUES ($1, $2)
+             ON CONFLICT (order_id) DO UPDATE SET ready_at = EXCLUDED.ready_at",
+        )
+        .bind(order_id)
+        .bind(ready_at)
+        .execute(&mut *tx)
+        .await?;
+        feed::record(tx, FEED, &order_id.to_string()).await?;
+        Ok(())
     }
 }
 

@@ -64,14 +64,7 @@ pub async fn run_with(settings: Settings, config: DeliveryConfig) -> anyhow::Res
     service.spawn(move |shutdown| {
         brigade_platform::auth::follow_disabled_accounts(bus, guard, shutdown)
     });
-    for subscription in subscriptions::all(deliveries.clone(), fleet.clone(), service.pool.clone())
-    {
-        service.subscribe(subscription);
-    }
-    service.subscribe(live_deliveries::subscription());
-    service.subscribe(couriers::subscription());
-    service.subscribe(dispatch::workload_subscription());
-    for subscription in notifications::subscriptions(service.pool.clone()) {
+    for subscription in consumers(&service.pool) {
         service.subscribe(subscription);
     }
     let hub = feed::FeedHub::start(service.pool.clone(), service.shutdown_signal());
@@ -129,6 +122,21 @@ pub fn openapi_document() -> String {
         restaurant: DeliveryConfig::default().restaurant,
     };
     brigade_platform::runtime::openapi_document(ServiceName::Delivery, api::api(&context))
+}
+
+/// Every durable consumer of the delivery service: what it does with the orders', kitchen's
+/// and identity's events, its read models and its notifications. `brigade dead-letters replay`
+/// finds a parked message's handler here.
+#[must_use]
+pub fn consumers(pool: &sqlx::PgPool) -> Vec<brigade_nats::Subscription> {
+    let deliveries = brigade_nats::store::event_store::<Delivery>(pool.clone(), ());
+    let fleet = brigade_nats::store::event_store::<Courier>(pool.clone(), ());
+    let mut all = subscriptions::all(deliveries, fleet, pool.clone());
+    all.push(live_deliveries::subscription());
+    all.push(couriers::subscription());
+    all.push(dispatch::workload_subscription());
+    all.extend(notifications::subscriptions(pool.clone()));
+    all
 }
 
 /// The delivery service's read models, for `brigade projections`.

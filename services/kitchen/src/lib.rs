@@ -37,12 +37,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     .await?;
     let tickets = brigade_nats::store::event_store::<Ticket>(service.pool.clone(), ());
     service.run_relay();
-    for subscription in subscriptions::all(tickets.clone()) {
+    for subscription in consumers(&service.pool) {
         service.subscribe(subscription);
     }
-    service.subscribe(kitchen_queue::subscription());
-    service.subscribe(kitchen_queue::dishes_subscription());
-    service.subscribe(kitchen_queue::estimates_subscription());
+    // Tokens of accounts disabled in identity stop working here too.
+    let (bus, guard) = (service.bus.clone(), verifier.clone());
+    service.spawn(move |shutdown| {
+        brigade_platform::auth::follow_disabled_accounts(bus, guard, shutdown)
+    });
     let hub = feed::FeedHub::start(service.pool.clone(), service.shutdown_signal());
     let lanes = lanes_per_station();
     {
@@ -76,6 +78,18 @@ fn lanes_per_station() -> u32 {
         .and_then(|v| v.trim().parse::<u32>().ok())
         .filter(|lanes| (1..=20).contains(lanes))
         .unwrap_or(KitchenModel::DEFAULT_LANES_PER_STATION)
+}
+
+/// Every durable consumer of the kitchen: what it does with other services' events, and its
+/// read models. `brigade dead-letters replay` finds a parked message's handler here.
+#[must_use]
+pub fn consumers(pool: &sqlx::PgPool) -> Vec<brigade_nats::Subscription> {
+    let tickets = brigade_nats::store::event_store::<Ticket>(pool.clone(), ());
+    let mut all = subscriptions::all(tickets);
+    all.push(kitchen_queue::subscription());
+    all.push(kitchen_queue::dishes_subscription());
+    all.push(kitchen_queue::estimates_subscription());
+    all
 }
 
 /// The kitchen's OpenAPI document (committed as `openapi/kitchen.json`).

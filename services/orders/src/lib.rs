@@ -46,12 +46,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let dishes = brigade_nats::store::event_store::<Dish>(service.pool.clone(), ());
     starter_menu::seed(&dishes).await?;
     service.run_relay();
-    for subscription in subscriptions::all(service.pool.clone(), orders.clone()) {
+    for subscription in consumers(&service.pool) {
         service.subscribe(subscription);
     }
-    service.subscribe(menu::subscription());
-    service.subscribe(order_tracking::subscription());
-    service.subscribe(order_tracking::estimates_subscription());
+    // Tokens of accounts disabled in identity stop working here too.
+    let (bus, guard) = (service.bus.clone(), verifier.clone());
+    service.spawn(move |shutdown| {
+        brigade_platform::auth::follow_disabled_accounts(bus, guard, shutdown)
+    });
     let hub = feed::FeedHub::start(service.pool.clone(), service.shutdown_signal());
     let api = (
         api::MenuApi {
@@ -124,4 +126,17 @@ mod tests {
         let dish = &document["components"]["schemas"]["MenuDish"]["properties"];
         assert!(dish.get("allergens").is_some() && dish.get("available").is_some());
     }
+}
+
+/// Every durable consumer of the orders service: what it does with the kitchen's and the
+/// delivery's events, and its read models. `brigade dead-letters replay` finds a parked
+/// message's handler here.
+#[must_use]
+pub fn consumers(pool: &sqlx::PgPool) -> Vec<brigade_nats::Subscription> {
+    let orders = brigade_nats::store::event_store::<Order>(pool.clone(), ());
+    let mut all = subscriptions::all(pool.clone(), orders);
+    all.push(menu::subscription());
+    all.push(order_tracking::subscription());
+    all.push(order_tracking::estimates_subscription());
+    all
 }
