@@ -101,6 +101,9 @@ pub struct ConsumerStats {
     pub out_of_order: AtomicU64,
     pub retries: AtomicU64,
     pub parked: AtomicU64,
+    /// Messages still waiting for this consumer in the stream, as JetStream reported with the
+    /// last message delivered: the consumer's lag.
+    pub pending: AtomicU64,
 }
 
 type StatsRegistry = Mutex<Vec<(String, Arc<ConsumerStats>)>>;
@@ -272,7 +275,11 @@ impl Inner {
     }
 
     async fn process(&self, message: Message) {
-        let delivered = message.info().map(|info| info.delivered).unwrap_or(1);
+        let (delivered, pending) = message
+            .info()
+            .map(|info| (info.delivered, info.pending))
+            .unwrap_or((1, 0));
+        self.stats.pending.store(pending, Ordering::Relaxed);
         let subject = message.subject.to_string();
         let envelope = match serde_json::from_slice::<EventEnvelope>(&message.payload) {
             Ok(envelope) => envelope,

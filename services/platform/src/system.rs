@@ -165,6 +165,14 @@ impl SystemApi {
             let _ = writeln!(out, "# TYPE brigade_dead_letters gauge");
             let _ = writeln!(out, "brigade_dead_letters{{service=\"{service}\"}} {open}");
         }
+        let _ = writeln!(out, "# TYPE brigade_consumer_lag gauge");
+        for (consumer, stats) in brigade_nats::consumer::all_stats() {
+            let _ = writeln!(
+                out,
+                "brigade_consumer_lag{{service=\"{service}\",consumer=\"{consumer}\"}} {}",
+                stats.pending.load(Ordering::Relaxed)
+            );
+        }
         let _ = writeln!(out, "# TYPE brigade_consumer_messages_total counter");
         for (consumer, stats) in brigade_nats::consumer::all_stats() {
             for (outcome, value) in [
