@@ -32,12 +32,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start the four services (identity :3001, orders :3002, kitchen :3003, delivery :3000).
+    /// Start the four services (identity :3001, orders :3002, kitchen :3003, delivery :3000)
+    /// and the web app (gateway :8080).
     Up,
-    /// Run one service in this process.
+    /// Run one service, or the gateway, in this process.
     Serve {
-        /// identity, orders, kitchen or delivery
-        service: ServiceName,
+        /// identity, orders, kitchen, delivery or gateway
+        service: Process,
     },
     /// Write the OpenAPI document of every service.
     Openapi {
@@ -112,11 +113,32 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(service: ServiceName, settings: Settings) -> anyhow::Result<()> {
-    match service {
-        ServiceName::Identity => brigade_identity::run(settings).await,
-        ServiceName::Orders => brigade_orders::run(settings).await,
-        ServiceName::Kitchen => brigade_kitchen::run(settings).await,
-        ServiceName::Delivery => brigade_delivery::run(settings).await,
+/// What `brigade serve` runs: one of the four services, or the gateway.
+#[derive(Clone, Copy, Debug)]
+enum Process {
+    Service(ServiceName),
+    Gateway,
+}
+
+impl std::str::FromStr for Process {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "gateway" {
+            Ok(Self::Gateway)
+        } else {
+            s.parse()
+                .map(Self::Service)
+                .map_err(|e: String| e.replace("or delivery", "delivery or gateway"))
+        }
+    }
+}
+
+async fn serve(process: Process, settings: Settings) -> anyhow::Result<()> {
+    match process {
+        Process::Service(ServiceName::Identity) => brigade_identity::run(settings).await,
+        Process::Service(ServiceName::Orders) => brigade_orders::run(settings).await,
+        Process::Service(ServiceName::Kitchen) => brigade_kitchen::run(settings).await,
+        Process::Service(ServiceName::Delivery) => brigade_delivery::run(settings).await,
+        Process::Gateway => brigade_gateway::run(settings).await,
     }
 }

@@ -7,7 +7,6 @@
 
 use std::process::Stdio;
 
-use brigade_platform::ServiceName;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
@@ -19,29 +18,32 @@ use tokio::process::{Child, Command};
 /// When a service cannot be started.
 pub async fn run_all() -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
-    let mut children: Vec<(ServiceName, Child)> = Vec::new();
-    for service in ServiceName::ALL {
+    let mut children: Vec<(&'static str, Child)> = Vec::new();
+    for (name, colour) in PROCESSES {
         let mut child = Command::new(&exe)
-            .args(["serve", service.as_str()])
+            .args(["serve", name])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()?;
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(relay_lines(service, out));
+            tokio::spawn(relay_lines(name, colour, out));
         }
         if let Some(err) = child.stderr.take() {
-            tokio::spawn(relay_lines(service, err));
+            tokio::spawn(relay_lines(name, colour, err));
         }
-        children.push((service, child));
+        children.push((name, child));
     }
-    println!("brigade: starting identity, orders, kitchen and delivery; Ctrl-C stops them");
+    println!(
+        "brigade: starting identity, orders, kitchen, delivery and the web app; Ctrl-C stops them"
+    );
+    println!("brigade: the web app will be on http://127.0.0.1:8080 (BRIGADE_GATEWAY_PORT)");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
         (service, status) = first_exit(&mut children) => {
-            eprintln!("brigade: {} stopped ({status}); stopping the others", service.as_str());
+            eprintln!("brigade: {service} stopped ({status}); stopping the others");
         }
     }
     for (_, child) in &children {
@@ -55,7 +57,7 @@ pub async fn run_all() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn first_exit(children: &mut [(ServiceName, Child)]) -> (ServiceName, String) {
+async fn first_exit(children: &mut [(&'static str, Child)]) -> (&'static str, String) {
     let waits = children.iter_mut().map(|(service, child)| {
         let service = *service;
         Box::pin(async move {
@@ -69,15 +71,18 @@ async fn first_exit(children: &mut [(ServiceName, Child)]) -> (ServiceName, Stri
     futures::future::select_all(waits).await.0
 }
 
-async fn relay_lines(service: ServiceName, stream: impl AsyncRead + Unpin) {
-    let colour = match service {
-        ServiceName::Identity => 35,
-        ServiceName::Orders => 34,
-        ServiceName::Kitchen => 33,
-        ServiceName::Delivery => 32,
-    };
+/// The processes `up` starts, with the colour of their log prefix.
+const PROCESSES: [(&str, u8); 5] = [
+    ("identity", 35),
+    ("orders", 34),
+    ("kitchen", 33),
+    ("delivery", 32),
+    ("gateway", 36),
+];
+
+async fn relay_lines(name: &'static str, colour: u8, stream: impl AsyncRead + Unpin) {
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        println!("\x1b[{colour}m{:>8} |\x1b[0m {line}", service.as_str());
+        println!("\x1b[{colour}m{name:>8} |\x1b[0m {line}");
     }
 }

@@ -106,7 +106,7 @@ pub struct Position {
 /// One courier of the fleet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Object)]
 #[serde(rename_all = "camelCase")]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct CourierView {
     pub id: Uuid,
     /// The courier's sign-in account (then equal to `id`), if they have one.

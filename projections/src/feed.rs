@@ -199,7 +199,14 @@ pub fn follow(
             }
         }
         loop {
-            match live.recv().await {
+            // A client that went away ends this task at once, not at the next change it wants:
+            // the follower of a finished order would otherwise live, and hold its buffers, for
+            // ever.
+            let received = tokio::select! {
+                received = live.recv() => received,
+                () = sender.closed() => return,
+            };
+            match received {
                 Ok(change) if change.id > last && wanted(&change) => {
                     last = change.id;
                     if sender.send(change).await.is_err() {

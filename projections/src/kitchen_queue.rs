@@ -133,7 +133,7 @@ fn default_prep_minutes() -> u32 {
 /// One line of a ticket on the kitchen screen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Object)]
 #[serde(rename_all = "camelCase")]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct QueuedItem {
     /// Position on the ticket, from 0: the `{index}` of the item endpoints.
     pub index: u32,
@@ -156,7 +156,7 @@ pub struct QueuedItem {
 /// One ticket on the kitchen screen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Object)]
 #[serde(rename_all = "camelCase")]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct QueuedTicket {
     pub order_id: Uuid,
     pub placed_at: DateTime<Utc>,

@@ -105,7 +105,7 @@ impl DeliveryState {
 /// Where the food goes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Object)]
 #[serde(rename_all = "camelCase")]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct DeliveryAddress {
     pub street: String,
     pub city: String,
@@ -139,7 +139,7 @@ pub struct CourierSummary {
 /// One delivery, as screens show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Object)]
 #[serde(rename_all = "camelCase")]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct LiveDelivery {
     pub order_id: Uuid,
     pub status: DeliveryState,

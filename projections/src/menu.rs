@@ -192,7 +192,7 @@ impl From<DietaryTagName> for DietaryTag {
 /// One dish as the menu shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Object)]
 #[serde(rename_all = "camelCase")]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MenuDish {
     pub id: Uuid,
     pub name: String,

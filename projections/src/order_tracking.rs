@@ -146,7 +146,7 @@ impl From<OrderState> for OrderStatus {
 /// Where to deliver: also the shape `POST /orders` takes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Object)]
 #[serde(rename_all = "camelCase")]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct DeliveryAddress {
     pub street: String,
     pub city: String,
@@ -184,7 +184,7 @@ impl From<DeliveryAddress> for Address {
 /// One line of an order, as snapshotted from the menu when it was placed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Object)]
 #[serde(rename_all = "camelCase")]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct TrackedLine {
     pub dish_id: Uuid,
     pub name: String,
@@ -223,7 +223,7 @@ pub enum ActorKind {
 /// (a status following the kitchen or the delivery).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Object)]
 #[serde(rename_all = "camelCase")]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ActedBy {
     pub kind: ActorKind,
     #[oai(skip_serializing_if_is_none)]
@@ -249,7 +249,7 @@ impl From<Actor> for ActedBy {
 /// One entry of an order's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Object)]
 #[serde(rename_all = "camelCase")]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct StatusEntry {
     pub status: OrderState,
     pub at: DateTime<Utc>,
@@ -262,7 +262,7 @@ pub struct StatusEntry {
 
 /// One order as its customer and the staff follow it.
 #[derive(Debug, Clone, PartialEq, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct TrackedOrder {
     pub order_id: Uuid,
     pub customer_id: Uuid,
@@ -439,7 +439,7 @@ pub struct BoardColumn {
 /// The manager's board: orders placed since `since`, by status, with the kitchen's and the
 /// couriers' average times over those orders.
 #[derive(Debug, Clone, PartialEq, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct Board {
     pub since: DateTime<Utc>,
     pub total: u32,

@@ -27,7 +27,21 @@ brigade="$CARGO_TARGET_DIR/debug/brigade"
 tag="fz$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 reports="$CARGO_TARGET_DIR/fuzz/$tag"
 mkdir -p "$reports"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Ports below the kernel's ephemeral range (32768+), so that no test asking the OS for a free
+# port (bind to port 0) can take one of them between this choice and the services' start.
+free_port() {
+  python3 -c '
+import random, socket
+while True:
+    port = random.randint(20000, 30999)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port)); print(port); break
+    except OSError:
+        pass
+    finally:
+        s.close()'
+}
 export BRIGADE_DATABASE_PREFIX="${tag}_"
 export BRIGADE_NAMESPACE="$tag"
 export BRIGADE_IDENTITY_PORT="$(free_port)" BRIGADE_ORDERS_PORT="$(free_port)"
@@ -59,12 +73,13 @@ EOF
 trap cleanup EXIT
 
 for service in identity orders kitchen delivery; do
-  for _ in $(seq 1 120); do
-    curl -fsS "http://127.0.0.1:${port[$service]}/health/ready" >/dev/null 2>&1 && break
-    sleep 0.5
-  done
-  curl -fsS "http://127.0.0.1:${port[$service]}/health/ready" >/dev/null \
-    || { echo "$service did not start; see $reports/services.log" >&2; exit 1; }
+  # Ready, and ours: the home page names the service.
+  ready() {
+    curl -fsS "http://127.0.0.1:${port[$service]}/health/ready" >/dev/null 2>&1 &&
+      curl -fsS "http://127.0.0.1:${port[$service]}/" 2>/dev/null | grep -qi "brigade $service"
+  }
+  for _ in $(seq 1 120); do ready && break; sleep 0.5; done
+  ready || { echo "$service did not start; see $reports/services.log" >&2; exit 1; }
 done
 
 # Users: the manager creates a chef and a courier; a customer signs up. Prints "role token" lines.
@@ -96,12 +111,11 @@ for role, token in tokens.items():
 EOF
 token() { awk -v r="$1" '$1 == r {print $2}' "$reports/tokens"; }
 
-# Each service is fuzzed with the role that may call most of it, plus a customer where
-# customers have endpoints of their own. Checks: everything except the ones that assume
-# a plain CRUD API (`use_after_free`, `ensure_resource_availability`: commands here are
-# not resources) and `positive_data_acceptance`, which expects every schema-valid body to be
-# accepted (a valid-looking order for a dish that does not exist is rightly refused).
-checks_excluded="use_after_free,ensure_resource_availability,positive_data_acceptance"
+# Each service is fuzzed with the role that may call most of it, plus a customer or a chef or
+# a courier where they have endpoints of their own. Which checks run, and why four are off:
+# tests/fuzz/schemathesis.toml. One worker: CPython 3.11's AST recursion counter is not
+# thread-safe, and hypothesis parses lambdas while it generates (SystemError "AST constructor
+# recursion depth mismatch" with several workers).
 status=0
 total_cases=0
 run() {
@@ -109,9 +123,8 @@ run() {
   local name="${service}-${role}"
   echo "== schemathesis: $service as $role ($examples examples per operation)"
   set +e
-  "$st_bin" run "http://127.0.0.1:${port[$service]}/openapi.json" \
-    --checks all --exclude-checks "$checks_excluded" \
-    --max-examples "$examples" --workers 2 --seed 20261127 \
+  "$st_bin" --config-file tests/fuzz/schemathesis.toml run "http://127.0.0.1:${port[$service]}/openapi.json" \
+    --max-examples "$examples" --workers 1 --seed 20261127 \
     --suppress-health-check all --request-timeout 10 --no-color \
     -H "Authorization: Bearer $(token "$role")" -H "Idempotency-Key: fuzz-$RANDOM$RANDOM" \
     --exclude-path-regex '/stream$' \
@@ -120,8 +133,8 @@ run() {
   set -e
   tail -n 25 "$reports/$name.txt"
   local cases
-  cases=$(python3 -c "import sys,xml.etree.ElementTree as E; r=E.parse(sys.argv[1]).getroot(); print(sum(int(s.get('tests',0)) for s in r.iter('testsuite')))" "$reports/$name.xml" 2>/dev/null || echo 0)
-  total_cases=$((total_cases + cases))
+  cases=$(grep -oE '^ *[0-9]+ generated' "$reports/$name.txt" | awk '{print $1}' | tail -1)
+  total_cases=$((total_cases + ${cases:-0}))
   [ "$code" -eq 0 ] || status=1
 }
 run identity customer
@@ -133,8 +146,7 @@ run kitchen manager
 run delivery courier
 run delivery manager
 
-server_errors=$(grep -c '"status":5[0-9][0-9]\|status=5[0-9][0-9]' "$reports/services.log" || true)
-echo "fuzz: operations x roles tested: $total_cases; reports in $reports"
+echo "fuzz: $total_cases test cases generated; reports in $reports"
 if [ "$status" -ne 0 ]; then
   echo "fuzz: FAILED (see the reports above)" >&2
 fi

@@ -22,6 +22,11 @@ pub struct System {
     pub prefix: String,
     pub namespace: String,
     pub nats_url: String,
+    /// The PostgreSQL server the services use (a fault proxy in the chaos test); `None`: the
+    /// machine's, 127.0.0.1:5432.
+    pub database_url: Option<String>,
+    /// More environment for every service process (`BRIGADE_MAX_STREAMS`, …).
+    pub extra_env: Vec<(String, String)>,
     ports: HashMap<&'static str, u16>,
     children: HashMap<&'static str, Child>,
     pub http: reqwest::Client,
@@ -36,7 +41,18 @@ pub struct Session {
     pub email: String,
 }
 
-fn free_port() -> u16 {
+/// How to start a [`System`] other than the default way.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// NATS for the services; the machine's when `None`.
+    pub nats_url: Option<String>,
+    /// PostgreSQL server (no database name) for the services; the machine's when `None`.
+    pub database_url: Option<String>,
+    /// More environment for every service process.
+    pub env: Vec<(String, String)>,
+}
+
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -50,6 +66,18 @@ impl System {
     }
 
     pub async fn start_with_nats(nats_url: &str) -> Self {
+        Self::start_with(Options {
+            nats_url: Some(nats_url.to_owned()),
+            ..Options::default()
+        })
+        .await
+    }
+
+    /// Starts the four services as `options` say.
+    pub async fn start_with(options: Options) -> Self {
+        let nats_url = options
+            .nats_url
+            .unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
         let id = Uuid::new_v4().simple().to_string();
         let tag = &id[..10];
         let mut ports = HashMap::new();
@@ -61,7 +89,9 @@ impl System {
         let mut system = Self {
             prefix: format!("t{tag}_"),
             namespace: format!("t{tag}"),
-            nats_url: nats_url.to_owned(),
+            nats_url,
+            database_url: options.database_url,
+            extra_env: options.env,
             ports,
             children: HashMap::new(),
             http: reqwest::Client::builder()
@@ -95,6 +125,10 @@ impl System {
                 "info,sqlx=warn,async_nats=warn,poem=warn".to_owned(),
             ),
         ];
+        if let Some(url) = &self.database_url {
+            env.push(("BRIGADE_DATABASE_URL".to_owned(), url.clone()));
+        }
+        env.extend(self.extra_env.iter().cloned());
         for (service, port) in &self.ports {
             env.push((
                 format!("BRIGADE_{}_PORT", service.to_ascii_uppercase()),
@@ -155,6 +189,16 @@ impl System {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Whether the process of `service` is running (not killed).
+    pub fn is_running(&self, service: &str) -> bool {
+        self.children.contains_key(service)
+    }
+
+    /// The log file of one service.
+    pub fn log_file(&self, service: &str) -> std::path::PathBuf {
+        self.log_dir.join(format!("{}{service}.log", self.prefix))
     }
 
     pub fn url(&self, service: &str, path: &str) -> String {

@@ -77,7 +77,7 @@ pub struct NewNotification {
 
 /// One notification, as its recipient sees it.
 #[derive(Debug, Clone, PartialEq, Object, FromRow, serde::Serialize)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
     pub id: i64,

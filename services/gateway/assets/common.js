@@ -128,8 +128,12 @@ export function confirmDialog(message) {
  * Fetches a fragment rendered by the gateway and puts it in `target` (its content). Resolves
  * to the HTTP status (0 when the network failed).
  */
+const lastRefresh = new WeakMap();
 export async function refresh(target, url = target?.dataset.fragment) {
   if (!target || !url) return 0;
+  // Only the answer to the latest request is shown: answers may arrive out of order.
+  const request = (lastRefresh.get(target) || 0) + 1;
+  lastRefresh.set(target, request);
   let response;
   try {
     response = await fetch(url, { credentials: 'same-origin', headers: { Accept: 'text/html' } });
@@ -139,6 +143,7 @@ export async function refresh(target, url = target?.dataset.fragment) {
   if (response.status === 401) signInAgain();
   if (response.status !== 200) return response.status;
   const html = await response.text();
+  if (lastRefresh.get(target) !== request) return 0;
   target.innerHTML = html;
   localizeTimes(target);
   target.dispatchEvent(new CustomEvent('brigade:refreshed', { bubbles: true }));

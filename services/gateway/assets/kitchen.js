@@ -63,22 +63,31 @@ function place(card) {
   list.insertBefore(card, after || null);
 }
 
+// The last request made for each ticket: an answer to an older one (a tap's and the stream's
+// requests may cross) must not put an older card back.
+const latest = new Map();
+
 async function upsert(orderId, { announce } = {}) {
-  const existing = document.getElementById(`ticket-${orderId}`);
+  const request = (latest.get(orderId) || 0) + 1;
+  latest.set(orderId, request);
   let response;
   try {
     response = await fetch(`/kitchen/tickets/${orderId}`, { credentials: 'same-origin', headers: { Accept: 'text/html' } });
   } catch {
     return;
   }
+  if (latest.get(orderId) !== request) return;
+  const existing = document.getElementById(`ticket-${orderId}`);
   if (response.status === 204 || response.status === 404) {
     existing?.classList.add('leaving');
     setTimeout(() => { existing?.remove(); summarize(); }, existing ? 400 : 0);
     return;
   }
   if (response.status !== 200) return;
+  const html = (await response.text()).trim();
+  if (latest.get(orderId) !== request) return;
   const holder = document.createElement('div');
-  holder.innerHTML = (await response.text()).trim();
+  holder.innerHTML = html;
   const card = holder.firstElementChild;
   if (!card) return;
   if (existing) {

@@ -1,7 +1,15 @@
 // The manager's console: the board refreshes every few seconds and at each change of the
 // kitchen queue; manual assignment; the menu editor; staff and couriers.
 
-import { T, api, problemMessage, refresh, toast, confirmDialog, LiveStream } from './common.js';
+import { T, t, api, problemMessage, refresh, toast, confirmDialog, LiveStream } from './common.js';
+
+// Buttons with data-reload show the page again once their action is done.
+document.addEventListener('brigade:done', (event) => {
+  if (event.target.closest('[data-reload]')) {
+    toast(T.retried, 'success');
+    setTimeout(() => location.reload(), 600);
+  }
+});
 
 const board = document.getElementById('board-live');
 const REFRESH_MS = 5000;
@@ -68,6 +76,23 @@ document.addEventListener('submit', async (event) => {
     setTimeout(() => location.reload(), 600);
     return;
   }
+  const webhookForm = event.target.closest('[data-webhook-form]');
+  if (webhookForm) {
+    event.preventDefault();
+    const body = { url: webhookForm.elements.url.value.trim() };
+    if (webhookForm.elements.secret.value.trim()) body.secret = webhookForm.elements.secret.value.trim();
+    const result = await api('POST', '/api/delivery/webhooks', body);
+    if (!result.ok) {
+      toast(problemMessage(result), 'error');
+      return;
+    }
+    // The secret is shown this once: it stays on the page until the manager leaves it.
+    const box = document.querySelector('[data-webhook-secret]');
+    box.textContent = t('webhook_secret_once', { secret: result.data?.secret || body.secret || '' });
+    box.hidden = false;
+    webhookForm.reset();
+    return;
+  }
   const staffForm = event.target.closest('[data-staff-form]');
   if (staffForm) {
     event.preventDefault();
@@ -90,8 +115,17 @@ document.addEventListener('click', async (event) => {
   if (availability) {
     const available = availability.dataset.available === 'true';
     const result = await api('PATCH', `/api/orders/menu/dishes/${availability.dataset.availability}`, { available });
-    if (!result.ok) toast(problemMessage(result), 'error');
-    else location.reload();
+    if (!result.ok) {
+      toast(problemMessage(result), 'error');
+      return;
+    }
+    // Drawn from the answer (the dish as it now is), not by reading the menu again, which may
+    // lag the change by a moment.
+    availability.closest('.editor-row').classList.toggle('unavailable', !available);
+    availability.dataset.available = String(!available);
+    availability.textContent = available ? T.mark_sold_out : T.put_back;
+    availability.className = available ? 'btn btn-quiet' : 'btn btn-secondary';
+    toast(T.dish_saved, 'success');
     return;
   }
   const active = event.target.closest('[data-courier-active]');
@@ -99,6 +133,14 @@ document.addEventListener('click', async (event) => {
     const result = await api('PUT', `/api/delivery/couriers/${active.dataset.courierActive}`, { active: active.dataset.active === 'true' });
     if (!result.ok) toast(problemMessage(result), 'error');
     else location.reload();
+    return;
+  }
+  const webhook = event.target.closest('[data-webhook-delete]');
+  if (webhook) {
+    if (!(await confirmDialog(T.delete_webhook_confirm))) return;
+    const result = await api('DELETE', `/api/delivery/webhooks/${webhook.dataset.webhookDelete}`);
+    if (!result.ok) toast(problemMessage(result), 'error');
+    else webhook.closest('[data-webhook]')?.remove();
     return;
   }
   const remove = event.target.closest('[data-courier-remove]');

@@ -432,6 +432,25 @@ strings! {
     staff_created: "Compte créé.", "Account created.";
     courier_profile_note: "Un compte livreur rejoint la liste des livreurs en quelques secondes.", "A courier account joins the couriers list within seconds.";
     see_kitchen: "Écran cuisine", "Kitchen screen";
+    nav_notifications: "Notifications", "Notifications";
+    webhooks_title: "Webhooks", "Webhooks";
+    webhooks_intro: "Chaque notification (commande acceptée, livreur en route, livraison échouée…) est envoyée, signée, à ces adresses.", "Every notification (order accepted, courier on the way, delivery failed…) is posted, signed, to these addresses.";
+    webhook_url: "Adresse (http:// ou https://)", "URL (http:// or https://)";
+    webhook_secret: "Secret de signature", "Signing secret";
+    webhook_secret_hint: "Laissez vide pour en générer un.", "Leave empty to have one generated.";
+    add_webhook: "Ajouter le webhook", "Add the webhook";
+    webhook_secret_once: "Webhook ajouté. Notez son secret de signature, il ne sera plus affiché : {secret}", "Webhook added. Note its signing secret, it will not be shown again: {secret}";
+    webhook_delivered: "{n} envoyées", "{n} delivered";
+    webhook_pending: "{n} en attente", "{n} pending";
+    webhook_parked: "{n} en échec", "{n} failed";
+    last_error: "Dernière erreur : {error}", "Last error: {error}";
+    retry_parked: "Renvoyer les échecs", "Retry the failed ones";
+    retried: "Envois relancés.", "Deliveries retried.";
+    delete: "Supprimer", "Delete";
+    delete_webhook_confirm: "Ne plus envoyer les notifications à ce webhook ?", "Stop posting notifications to this webhook?";
+    no_webhooks: "Aucun webhook enregistré.", "No webhook registered.";
+    recent_notifications: "Notifications récentes", "Recent notifications";
+    no_notifications: "Aucune notification pour l'instant.", "No notifications yet.";
     last_seen: "Vue à {time}", "Seen at {time}";
 
     // Allergens (EU 1169/2011)

@@ -27,7 +27,7 @@ pub mod upstream;
 pub mod visitor;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use brigade_platform::{ServiceName, Settings};
 use poem::listener::{Acceptor, Listener, TcpListener};
@@ -43,13 +43,23 @@ use crate::upstream::{FetchError, Upstream};
 /// How long the menu read for pages is reused: the kitchen screen renders a card per change
 /// and needs each dish's station; the menu changes a few times a day.
 const MENU_CACHE_TTL: Duration = Duration::from_secs(15);
+/// After a manager changes the menu, how long the menu is read afresh each time (not cached):
+/// the menu read model follows the change within moments, and a copy read in those moments
+/// may not have it yet.
+const MENU_SETTLE: Duration = Duration::from_secs(3);
+
+#[derive(Default)]
+struct MenuCache {
+    copy: Option<(Instant, Arc<Menu>)>,
+    changed_at: Option<Instant>,
+}
 
 /// Everything a request handler works with.
 pub struct Gateway {
     pub config: GatewayConfig,
     pub upstream: Upstream,
     pub sessions: Sessions,
-    menu: tokio::sync::Mutex<Option<(std::time::Instant, Arc<Menu>)>>,
+    menu: tokio::sync::Mutex<MenuCache>,
 }
 
 impl Gateway {
@@ -62,7 +72,7 @@ impl Gateway {
             upstream: Upstream::new(&config)?,
             sessions: Sessions::new(config.session_idle_timeout, config.max_sessions),
             config,
-            menu: tokio::sync::Mutex::new(None),
+            menu: tokio::sync::Mutex::new(MenuCache::default()),
         }))
     }
 
@@ -73,8 +83,11 @@ impl Gateway {
     /// When the orders service cannot give it and no copy was read before.
     pub async fn menu(&self) -> Result<Arc<Menu>, FetchError> {
         let mut cached = self.menu.lock().await;
-        if let Some((at, menu)) = cached.as_ref() {
-            if at.elapsed() < MENU_CACHE_TTL {
+        let settling = cached
+            .changed_at
+            .is_some_and(|at| at.elapsed() < MENU_SETTLE);
+        if let Some((at, menu)) = cached.copy.as_ref() {
+            if at.elapsed() < MENU_CACHE_TTL && !settling {
                 return Ok(menu.clone());
             }
         }
@@ -85,16 +98,22 @@ impl Gateway {
         {
             Ok(menu) => {
                 let menu = Arc::new(menu);
-                *cached = Some((std::time::Instant::now(), menu.clone()));
+                cached.copy = Some((Instant::now(), menu.clone()));
                 Ok(menu)
             }
-            Err(error) => cached.as_ref().map(|(_, menu)| menu.clone()).ok_or(error),
+            Err(error) => cached
+                .copy
+                .as_ref()
+                .map(|(_, menu)| menu.clone())
+                .ok_or(error),
         }
     }
 
     /// Forgets the cached menu (after a manager changed it).
     pub async fn forget_menu(&self) {
-        *self.menu.lock().await = None;
+        let mut cached = self.menu.lock().await;
+        cached.copy = None;
+        cached.changed_at = Some(Instant::now());
     }
 }
 
@@ -120,6 +139,10 @@ pub fn app(gateway: Arc<Gateway>) -> impl poem::Endpoint {
         .at("/manager/live", get(pages::manager::board_live))
         .at("/manager/menu", get(pages::manager::menu_page))
         .at("/manager/team", get(pages::manager::team_page))
+        .at(
+            "/manager/notifications",
+            get(pages::manager::notifications_page),
+        )
         // Signing in and out.
         .at("/login", get(sign_in::login_form).post(sign_in::login))
         .at(

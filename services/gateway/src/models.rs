@@ -381,3 +381,37 @@ pub struct Courier {
 pub fn short_id(id: Uuid) -> String {
     id.simple().to_string()[..8].to_ascii_uppercase()
 }
+
+/// A notification (an order's or a delivery's status change), as its recipient sees it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    #[serde(default)]
+    pub order_id: Option<Uuid>,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub message: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A webhook a manager registered for the notifications.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    pub id: Uuid,
+    pub url: String,
+    #[serde(default)]
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One post (or attempts at it) of a notification to a webhook.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookDelivery {
+    /// `pending`, `delivered` or `parked`.
+    pub status: String,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}

@@ -19,6 +19,10 @@ use webdriver::{Browser, Driver, DESKTOP, PHONE};
 
 const LIVE: Duration = Duration::from_secs(30);
 
+/// One whole system at a time: two at once, beside the other suites' systems, would crowd
+/// PostgreSQL's connections on a small machine.
+static ONE_SYSTEM_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The live part of the order page shows `status` (and the page was never reloaded: the
 /// marker set by the test in the page is still there).
 async fn customer_sees(customer: &Browser, status: &str) {
@@ -46,6 +50,7 @@ async fn sign_in(browser: &Browser, email: &str, password: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_customer_orders_and_follows_it_live_while_the_kitchen_cooks_and_the_courier_delivers() {
+    let _turn = ONE_SYSTEM_AT_A_TIME.lock().await;
     let Some(driver) = Driver::start().await else {
         return;
     };
@@ -284,8 +289,62 @@ async fn a_customer_orders_and_follows_it_live_while_the_kitchen_cooks_and_the_c
     manager.screenshots("manager-board").await;
     manager.goto("/manager/menu").await;
     manager.screenshots("manager-menu").await;
+    // Menu editing: the first dish goes off the menu, and the menu says so.
+    manager
+        .click("[data-availability][data-available='false']")
+        .await;
+    manager.wait_for(".editor-row.unavailable", LIVE).await;
+    // The menu follows the change within moments (its read model is eventually consistent).
+    let started = std::time::Instant::now();
+    loop {
+        customer.goto("/").await;
+        if customer
+            .eval("return Boolean(document.querySelector('.dish.unavailable .sold-out'));")
+            .await
+            == json!(true)
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < LIVE,
+            "the dish never showed as sold out"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Staff creation from the console.
     manager.goto("/manager/team").await;
+    manager.fill("#staff-name", "Paul").await;
+    manager
+        .fill(
+            "#staff-email",
+            &format!("paul.{}@brigade.test", uuid::Uuid::new_v4().simple()),
+        )
+        .await;
+    manager.fill("#staff-password", STAFF_PASSWORD).await;
+    manager.click("[data-staff-form] button[type=submit]").await;
+    manager.wait_until("[...document.querySelectorAll('.toast')].some(t => t.textContent === 'Account created.')", LIVE).await;
     manager.screenshots("manager-team").await;
+    // Notification settings: a webhook, whose signing secret is shown once.
+    manager.goto("/manager/notifications").await;
+    manager
+        .fill("#webhook-url", "http://127.0.0.1:9/brigade-hook")
+        .await;
+    manager
+        .click("[data-webhook-form] button[type=submit]")
+        .await;
+    manager
+        .wait_until(
+            "!document.querySelector('[data-webhook-secret]').hidden",
+            LIVE,
+        )
+        .await;
+    assert!(manager
+        .text("[data-webhook-secret]")
+        .await
+        .contains("signing secret"));
+    manager.goto("/manager/notifications").await;
+    assert!(manager.text(".webhook-url").await.contains("brigade-hook"));
+    manager.screenshots("manager-notifications").await;
 
     chef.close().await;
     customer.close().await;
@@ -295,6 +354,7 @@ async fn a_customer_orders_and_follows_it_live_while_the_kitchen_cooks_and_the_c
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_order_page_stays_usable_while_the_delivery_service_is_stopped() {
+    let _turn = ONE_SYSTEM_AT_A_TIME.lock().await;
     let Some(driver) = Driver::start().await else {
         return;
     };

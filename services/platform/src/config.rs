@@ -91,6 +91,9 @@ pub struct Settings {
     pub first_manager: Option<(String, String)>,
     /// Connections per service pool (`BRIGADE_DATABASE_POOL`).
     pub pool_size: u32,
+    /// Live streams (server-sent events) one service process serves at once
+    /// (`BRIGADE_MAX_STREAMS`); more get 503 until one ends.
+    pub max_streams: usize,
 }
 
 impl Default for Settings {
@@ -107,6 +110,7 @@ impl Default for Settings {
             token_audience: "brigade".to_owned(),
             first_manager: None,
             pool_size: 16,
+            max_streams: 256,
         }
     }
 }
@@ -165,6 +169,9 @@ impl Settings {
             lookup("BRIGADE_MANAGER_EMAIL").zip(lookup("BRIGADE_MANAGER_PASSWORD"));
         if let Some(v) = lookup("BRIGADE_DATABASE_POOL") {
             settings.pool_size = parse("BRIGADE_DATABASE_POOL", &v)?;
+        }
+        if let Some(v) = lookup("BRIGADE_MAX_STREAMS") {
+            settings.max_streams = parse("BRIGADE_MAX_STREAMS", &v)?;
         }
         Ok(settings)
     }

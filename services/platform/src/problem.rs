@@ -50,6 +50,12 @@ pub enum Problem {
     /// The resource's state forbids this now (too late, already done, changed meanwhile).
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<ProblemDetails>),
+    /// The body is larger than a service accepts (256 KiB).
+    #[oai(status = 413, content_type = "application/problem+json")]
+    PayloadTooLarge(Json<ProblemDetails>),
+    /// The body is not in a media type the endpoint reads (`application/json`).
+    #[oai(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Json<ProblemDetails>),
     /// The request is well-formed but its content is not acceptable.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<ProblemDetails>),
@@ -75,6 +81,8 @@ impl Problem {
             403 => Self::Forbidden(Json(details)),
             404 => Self::NotFound(Json(details)),
             409 => Self::Conflict(Json(details)),
+            413 => Self::PayloadTooLarge(Json(details)),
+            415 => Self::UnsupportedMediaType(Json(details)),
             422 => Self::Unprocessable(Json(details)),
             429 => Self::TooManyRequests(Json(details), 1),
             503 => Self::Unavailable(Json(details)),
@@ -153,6 +161,8 @@ impl Problem {
             | Self::Forbidden(Json(d))
             | Self::NotFound(Json(d))
             | Self::Conflict(Json(d))
+            | Self::PayloadTooLarge(Json(d))
+            | Self::UnsupportedMediaType(Json(d))
             | Self::Unprocessable(Json(d))
             | Self::TooManyRequests(Json(d), _)
             | Self::Internal(Json(d))
@@ -167,6 +177,8 @@ impl Problem {
             | Self::Forbidden(Json(d))
             | Self::NotFound(Json(d))
             | Self::Conflict(Json(d))
+            | Self::PayloadTooLarge(Json(d))
+            | Self::UnsupportedMediaType(Json(d))
             | Self::Unprocessable(Json(d))
             | Self::TooManyRequests(Json(d), _)
             | Self::Internal(Json(d))

@@ -3,6 +3,7 @@
 //! gracefully on SIGTERM or Ctrl-C (finish in-flight requests and messages).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use brigade_nats::schema::EVENT_STORE;
@@ -12,7 +13,7 @@ use poem::middleware::{Cors, Tracing};
 use poem::{EndpointExt, Route, Server};
 use poem_openapi::{OpenApi, OpenApiService};
 use sqlx::PgPool;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::config::{ServiceName, Settings};
@@ -21,6 +22,11 @@ use crate::system::{count_requests, SystemApi};
 
 /// Largest request body accepted, in bytes: nothing in the API needs more.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// A connection that neither sends nor receives anything for this long is closed, so idle or
+/// stalled clients cannot hold connections forever. Live streams send a keep-alive every 15 s.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a client may take to send a request's body once its headers are in (408 after).
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One running service: its database, its bus, its background tasks.
 pub struct Service {
@@ -128,7 +134,10 @@ impl Service {
             bus: Some(self.bus.clone()),
             links,
         };
-        let app = application(self.name, api, system, &format!("http://{address}")).data(data);
+        let streams = Arc::new(Semaphore::new(self.settings.max_streams));
+        let app = application(self.name, api, system, &format!("http://{address}"))
+            .data(data)
+            .around(move |next, request| limit_streams(next, request, streams.clone()));
         let acceptor = TcpListener::bind(address)
             .into_acceptor()
             .await
@@ -142,6 +151,7 @@ impl Service {
         println!("{} listening on http://{local}", self.name.as_str());
         let mut stop = self.shutdown.subscribe();
         Server::new_with_acceptor(acceptor)
+            .idle_timeout(IDLE_TIMEOUT)
             .run_with_graceful_shutdown(
                 app,
                 async move {
@@ -176,12 +186,14 @@ pub fn application<T: OpenApi + 'static>(
     server_url: &str,
 ) -> impl poem::Endpoint {
     let service = api_service(name, api, system).server(server_url);
+    let allowed = AllowedMethods::from_spec(&service.spec());
     let docs = service.swagger_ui();
     let spec = service.spec_endpoint();
     Route::new()
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .nest("/", service)
+        .around(move |next, request| answer_allow(next, request, allowed.clone()))
         .around(limit_body)
         .with(Cors::new())
         .with(Tracing)
@@ -191,7 +203,9 @@ pub fn application<T: OpenApi + 'static>(
 
 /// Refuses bodies over [`MAX_BODY_BYTES`] with 413, whether announced by `Content-Length` or
 /// streamed in chunks, so no client can make a service buffer more than that. (poem's own
-/// `SizeLimit` also refuses requests without `Content-Length`, such as every plain GET.)
+/// `SizeLimit` also refuses requests without `Content-Length`, such as every plain GET.) A body
+/// must arrive within [`BODY_READ_TIMEOUT`] (408 after): a client trickling bytes cannot hold
+/// a request open.
 async fn limit_body<E: poem::Endpoint>(
     next: E,
     mut request: poem::Request,
@@ -202,25 +216,155 @@ async fn limit_body<E: poem::Endpoint>(
         .get(poem::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    match announced {
+    let has_body = match announced {
         Some(length) if length > MAX_BODY_BYTES => return Err(too_large()),
-        Some(_) => {}
-        None if request
+        Some(length) => length > 0,
+        None => request
             .headers()
-            .contains_key(poem::http::header::TRANSFER_ENCODING) =>
-        {
-            let body = request
-                .take_body()
-                .into_bytes_limit(MAX_BODY_BYTES)
-                .await
-                .map_err(|_| too_large())?;
-            request.set_body(body);
-        }
-        None => {}
+            .contains_key(poem::http::header::TRANSFER_ENCODING),
+    };
+    if has_body {
+        let body = tokio::time::timeout(
+            BODY_READ_TIMEOUT,
+            request.take_body().into_bytes_limit(MAX_BODY_BYTES),
+        )
+        .await
+        .map_err(|_| poem::Error::from_status(poem::http::StatusCode::REQUEST_TIMEOUT))?
+        .map_err(|_| too_large())?;
+        request.set_body(body);
     }
     next.call(request)
         .await
         .map(poem::IntoResponse::into_response)
+}
+
+/// Caps the live streams (`GET …/stream`, server-sent events) one process serves at once: each
+/// holds a task, buffers and database reads per change, so without a cap one client opening
+/// streams in a loop could exhaust the service. Over the cap: 503 problem with `Retry-After`.
+/// The permit lives as long as the response body, i.e. until the client goes away.
+async fn limit_streams<E: poem::Endpoint>(
+    next: E,
+    request: poem::Request,
+    streams: Arc<Semaphore>,
+) -> poem::Result<poem::Response> {
+    use futures::StreamExt as _;
+    use poem::IntoResponse;
+
+    let is_stream_request =
+        request.method() == poem::http::Method::GET && request.uri().path().ends_with("/stream");
+    if !is_stream_request {
+        return next.call(request).await.map(IntoResponse::into_response);
+    }
+    let Ok(permit) = streams.try_acquire_owned() else {
+        let mut response = crate::Problem::new(
+            poem::http::StatusCode::SERVICE_UNAVAILABLE,
+            "too-many-streams",
+            "this service follows as many live streams as it can; retry later",
+        )
+        .into_response();
+        response.headers_mut().insert(
+            poem::http::header::RETRY_AFTER,
+            poem::http::HeaderValue::from_static("5"),
+        );
+        return Ok(response);
+    };
+    let response = next.call(request).await?.into_response();
+    let is_event_stream = response
+        .headers()
+        .get(poem::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !is_event_stream {
+        return Ok(response);
+    }
+    let (parts, body) = response.into_parts();
+    let guarded = body.into_bytes_stream().map(move |chunk| {
+        // The permit moves into the body and is released when the body is dropped.
+        let _held = &permit;
+        chunk
+    });
+    Ok(poem::Response::from_parts(
+        parts,
+        poem::Body::from_bytes_stream(guarded),
+    ))
+}
+
+/// The methods each path of a service answers, from its OpenAPI document: a 405 names them in
+/// `Allow`, as RFC 9110 §15.5.6 requires.
+#[derive(Clone, Default)]
+struct AllowedMethods(Arc<Vec<(Vec<String>, String)>>);
+
+impl AllowedMethods {
+    fn from_spec(spec: &str) -> Self {
+        let document: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+        let mut routes: Vec<(Vec<String>, String)> = vec![
+            (segments("/openapi.json"), "GET, HEAD".to_owned()),
+            (segments("/docs"), "GET, HEAD".to_owned()),
+        ];
+        if let Some(paths) = document.get("paths").and_then(serde_json::Value::as_object) {
+            for (path, operations) in paths {
+                let mut methods: Vec<String> = operations
+                    .as_object()
+                    .map(|o| o.keys().map(|m| m.to_ascii_uppercase()).collect())
+                    .unwrap_or_default();
+                if methods.iter().any(|m| m == "GET") {
+                    methods.push("HEAD".to_owned());
+                }
+                routes.push((segments(path), methods.join(", ")));
+            }
+        }
+        Self(Arc::new(routes))
+    }
+
+    /// The `Allow` value of `path`: the route matching most literal segments wins, as in the
+    /// router (`/tickets/stream` before `/tickets/{orderId}`).
+    fn for_path(&self, path: &str) -> Option<&str> {
+        let wanted = segments(path);
+        self.0
+            .iter()
+            .filter(|(route, _)| {
+                route.len() == wanted.len()
+                    && route
+                        .iter()
+                        .zip(&wanted)
+                        .all(|(r, w)| r.starts_with('{') || r == w)
+            })
+            .max_by_key(|(route, _)| route.iter().filter(|r| !r.starts_with('{')).count())
+            .map(|(_, allow)| allow.as_str())
+    }
+}
+
+fn segments(path: &str) -> Vec<String> {
+    path.trim_matches('/')
+        .split('/')
+        .map(ToOwned::to_owned)
+        .collect()
+}
+
+/// Adds `Allow` to every 405.
+async fn answer_allow<E: poem::Endpoint>(
+    next: E,
+    request: poem::Request,
+    allowed: AllowedMethods,
+) -> poem::Result<poem::Response> {
+    let path = request.uri().path().to_owned();
+    let mut response = match next.call(request).await {
+        Ok(response) => poem::IntoResponse::into_response(response),
+        Err(error) if error.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED => {
+            render_error(error).await
+        }
+        Err(error) => return Err(error),
+    };
+    if response.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED {
+        if let Some(allow) = allowed
+            .for_path(&path)
+            .and_then(|allow| poem::http::HeaderValue::from_str(allow).ok())
+        {
+            response
+                .headers_mut()
+                .insert(poem::http::header::ALLOW, allow);
+        }
+    }
+    Ok(response)
 }
 
 fn api_service<T: OpenApi>(

@@ -23,6 +23,7 @@ enum SystemTags {
 
 /// Health of one dependency.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Check {
     pub name: String,
     pub ok: bool,

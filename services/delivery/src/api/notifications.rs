@@ -29,7 +29,7 @@ pub struct NewWebhook {
 
 /// A registered webhook.
 #[derive(Debug, Object, FromRow)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct Webhook {
     pub id: Uuid,
     pub url: String,
@@ -43,7 +43,7 @@ pub struct Webhook {
 
 /// One entry of a webhook's delivery log.
 #[derive(Debug, Object, FromRow)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct WebhookDelivery {
     pub id: i64,
     pub notification_id: i64,

@@ -554,6 +554,12 @@ fn live_markup(visitor: &Visitor, tracking: &Tracking) -> Markup {
     };
     html! {
         div data-status=(status) data-finished=(order.is_finished()) {
+            // Said first, where it cannot be missed: the order goes on, only tracking is down.
+            @if matches!(tracking.delivery, Some(Err(()))) && !order.is_finished() {
+                div.notice.notice-warn role="status" data-unavailable="delivery" {
+                    strong { (t.tracking_unavailable) }
+                }
+            }
             section class={ "status-card status-" (status) } aria-live="polite" {
                 p.status-label { (t.order_status(status)) }
                 p.status-explain { (t.order_explanation(status)) }
@@ -608,11 +614,6 @@ fn delivery_panel(
     let interesting = matches!(order.status.as_str(), "ready" | "out_for_delivery");
     html! {
         @match delivery {
-            Some(Err(())) if !order.is_finished() => {
-                div.notice.notice-warn role="status" data-unavailable="delivery" {
-                    strong { (t.tracking_unavailable) }
-                }
-            }
             Some(Ok(delivery)) if interesting => {
                 section.courier-card aria-labelledby="courier-heading" {
                     h2 #courier-heading { (t.your_courier) }

@@ -1,9 +1,10 @@
 //! The manager's console: the live board of the day's orders and of the deliveries in progress
-//! (with manual assignment), the menu editor, and the team (staff accounts and couriers).
+//! (with manual assignment), the menu editor, the team (staff accounts and couriers), and the
+//! notifications with their webhooks.
 //! Each part comes from one service and degrades on its own.
 //!
 //! Not here, because the services have no HTTP API for them yet: the dead letters (use
-//! `brigade dead-letters`) and notification or webhook settings.
+//! `brigade dead-letters`).
 
 use std::sync::Arc;
 
@@ -19,7 +20,10 @@ use super::{
     Nav,
 };
 use crate::i18n::{fill, ALLERGENS, STATIONS};
-use crate::models::{map_link, short_id, Board, Courier, Delivery, Dish, Menu};
+use crate::models::{
+    map_link, short_id, Board, Courier, Delivery, Dish, Menu, Notification, Webhook,
+    WebhookDelivery,
+};
 use crate::visitor::Visitor;
 use crate::Gateway;
 
@@ -414,6 +418,134 @@ pub async fn team_page(gateway: Data<&Arc<Gateway>>, visitor: Data<&Visitor>) ->
         StatusCode::OK,
         t.team_title,
         Nav::Team,
+        body,
+        extras,
+    )
+}
+
+/// `GET /manager/notifications`: the webhooks that receive every notification, and the
+/// latest notifications.
+#[handler]
+pub async fn notifications_page(gateway: Data<&Arc<Gateway>>, visitor: Data<&Visitor>) -> Response {
+    if let Err(response) = super::require(&visitor, &[Role::Manager]) {
+        return response;
+    }
+    let t = visitor.t;
+    let token = match token(&gateway, &visitor).await {
+        Ok(token) => token,
+        Err(response) => return response,
+    };
+    let token = token.as_deref();
+    let (webhooks, notifications) = tokio::join!(
+        gateway
+            .upstream
+            .get_json::<Vec<Webhook>>(ServiceName::Delivery, "/webhooks", token),
+        gateway.upstream.get_json::<Vec<Notification>>(
+            ServiceName::Delivery,
+            "/notifications?limit=20",
+            token
+        ),
+    );
+    // Each webhook's delivery log, summed up: sent, waiting to retry, given up.
+    let mut logs = Vec::new();
+    if let Ok(list) = &webhooks {
+        for webhook in list.iter().filter(|w| w.active) {
+            let path = format!("/webhooks/{}/deliveries", webhook.id);
+            let log = gateway
+                .upstream
+                .get_json::<Vec<WebhookDelivery>>(ServiceName::Delivery, &path, token)
+                .await
+                .unwrap_or_default();
+            logs.push((webhook.id, log));
+        }
+    }
+    let count =
+        |log: &[WebhookDelivery], status: &str| log.iter().filter(|d| d.status == status).count();
+    let body = html! {
+        h1 { (t.nav_notifications) }
+        div.team-layout {
+            section.panel aria-labelledby="webhooks-heading" {
+                h2 #webhooks-heading { (t.webhooks_title) }
+                p.muted { (t.webhooks_intro) }
+                form.form-stack data-webhook-form {
+                    label for="webhook-url" { (t.webhook_url) }
+                    input #webhook-url name="url" type="url" required placeholder="https://";
+                    label for="webhook-secret" { (t.webhook_secret) " " span.muted { "(" (t.optional) ")" } }
+                    input #webhook-secret name="secret" autocomplete="off" aria-describedby="webhook-secret-hint";
+                    p.hint #webhook-secret-hint { (t.webhook_secret_hint) }
+                    button.btn.btn-primary type="submit" { (t.add_webhook) }
+                }
+                p.notice.notice-info data-webhook-secret role="status" hidden {}
+                @match &webhooks {
+                    Err(_) => (unavailable(&visitor, ServiceName::Delivery)),
+                    Ok(list) if !list.iter().any(|w| w.active) => p.muted { (t.no_webhooks) },
+                    Ok(list) => {
+                        ul.courier-list {
+                            @for webhook in list.iter().filter(|w| w.active) {
+                                @let log = logs.iter().find(|(id, _)| *id == webhook.id).map(|(_, log)| log.as_slice()).unwrap_or_default();
+                                @let parked = count(log, "parked");
+                                li.courier-row data-webhook=(webhook.id) {
+                                    div.courier-main {
+                                        strong.webhook-url { (webhook.url) }
+                                        span.muted {
+                                            (fill(t.webhook_delivered, &[("n", &count(log, "delivered").to_string())])) " · "
+                                            (fill(t.webhook_pending, &[("n", &count(log, "pending").to_string())])) " · "
+                                            (fill(t.webhook_parked, &[("n", &parked.to_string())]))
+                                        }
+                                        @if let Some(error) = log.iter().find_map(|d| d.last_error.as_ref()) {
+                                            span.muted { (fill(t.last_error, &[("error", error)])) }
+                                        }
+                                        span.muted { (date_time(&visitor, webhook.created_at)) }
+                                    }
+                                    div.actions {
+                                        @if parked > 0 {
+                                            button.btn.btn-secondary type="button" data-post={ "/api/delivery/webhooks/" (webhook.id) "/retry" }
+                                                data-reload { (t.retry_parked) }
+                                        }
+                                        button.btn.btn-quiet type="button" data-webhook-delete=(webhook.id) { (t.delete) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            section.panel aria-labelledby="notifications-heading" {
+                h2 #notifications-heading { (t.recent_notifications) }
+                @match &notifications {
+                    Err(_) => (unavailable(&visitor, ServiceName::Delivery)),
+                    Ok(list) if list.is_empty() => p.muted { (t.no_notifications) },
+                    Ok(list) => {
+                        ul.courier-list {
+                            @for notification in list {
+                                li.courier-row {
+                                    div.courier-main {
+                                        strong { (notification.title) }
+                                        span { (notification.message) }
+                                        span.muted {
+                                            (date_time(&visitor, notification.created_at))
+                                            @if let Some(order_id) = notification.order_id {
+                                                " · " a href={ "/orders/" (order_id) } { "#" (short_id(order_id)) }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let extras = Extras {
+        scripts: &["manager.js"],
+        ..Extras::default()
+    };
+    page_with(
+        &visitor,
+        StatusCode::OK,
+        t.nav_notifications,
+        Nav::Notifications,
         body,
         extras,
     )

@@ -6,6 +6,10 @@
 //! A service that is down does not take a page down: each part of a page comes from one
 //! service, and a part whose service is unavailable is replaced by a plain sentence saying so.
 
+// Page helpers answer `Result<_, Response>`: the error is the page to send instead (a sign-in
+// redirect, a refusal). It is built once per request, on the way out: boxing buys nothing.
+#![allow(clippy::result_large_err)]
+
 pub mod courier;
 pub mod customer;
 pub mod kitchen;
@@ -37,6 +41,7 @@ pub enum Nav {
     Board,
     MenuEditor,
     Team,
+    Notifications,
 }
 
 /// Options of the layout beyond title and body.
@@ -276,6 +281,11 @@ fn header(visitor: &Visitor, nav: Nav) -> Markup {
             (Nav::Board, "/manager", t.nav_board),
             (Nav::MenuEditor, "/manager/menu", t.nav_menu_editor),
             (Nav::Team, "/manager/team", t.nav_team),
+            (
+                Nav::Notifications,
+                "/manager/notifications",
+                t.nav_notifications,
+            ),
             (Nav::Kitchen, "/kitchen", t.nav_kitchen),
         ],
     };

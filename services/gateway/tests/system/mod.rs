@@ -4,8 +4,9 @@
 //!
 //! In-process rather than as `brigade serve` processes (as the top-level journeys do) because
 //! the `brigade` binary belongs to another package: a test here cannot ask Cargo to build it.
-//! Each service still runs exactly its production `run(settings)`, and one can be stopped
-//! (its task dropped: its port closes) to see the pages degrade.
+//! Each service still runs exactly its production `run(settings)`, on a runtime of its own, so
+//! that stopping one (its runtime shut down: every task of it, open connections included, gone
+//! at once) is as abrupt as killing its process.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::HashMap;
@@ -28,10 +29,11 @@ pub struct System {
     pub namespace: String,
     pub settings: Settings,
     env: HashMap<String, String>,
-    tasks: HashMap<&'static str, JoinHandle<anyhow::Result<()>>>,
+    runtimes: HashMap<&'static str, tokio::runtime::Runtime>,
     gateway: Option<JoinHandle<anyhow::Result<()>>>,
     pub gateway_url: String,
     pub http: reqwest::Client,
+    cleaned: bool,
 }
 
 fn free_port() -> u16 {
@@ -75,13 +77,14 @@ impl System {
             namespace: format!("t{tag}"),
             settings,
             env,
-            tasks: HashMap::new(),
+            runtimes: HashMap::new(),
             gateway: None,
             gateway_url,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
+            cleaned: false,
         };
         for service in SERVICES {
             system.spawn(service);
@@ -104,28 +107,36 @@ impl System {
         system
     }
 
-    /// Starts one service (its production `run`).
+    /// Starts one service (its production `run`) on a runtime of its own.
     pub fn spawn(&mut self, service: &'static str) {
         let settings = self.settings.clone();
-        let task = match service {
-            "identity" => tokio::spawn(brigade_identity::run(settings)),
-            "orders" => tokio::spawn(brigade_orders::run(settings)),
-            "kitchen" => tokio::spawn(brigade_kitchen::run(settings)),
-            _ => tokio::spawn(brigade_delivery::run(settings)),
-        };
-        self.tasks.insert(service, task);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(service)
+            .enable_all()
+            .build()
+            .unwrap();
+        match service {
+            "identity" => drop(runtime.spawn(brigade_identity::run(settings))),
+            "orders" => drop(runtime.spawn(brigade_orders::run(settings))),
+            "kitchen" => drop(runtime.spawn(brigade_kitchen::run(settings))),
+            _ => drop(runtime.spawn(brigade_delivery::run(settings))),
+        }
+        self.runtimes.insert(service, runtime);
     }
 
-    /// Stops one service at once: its server and background tasks are dropped, its port closes.
+    /// Stops one service at once, as a killed process: nothing finishes, its port closes.
     pub async fn stop(&mut self, service: &'static str) {
-        if let Some(task) = self.tasks.remove(service) {
-            task.abort();
-            let _ = task.await;
+        if let Some(runtime) = self.runtimes.remove(service) {
+            runtime.shutdown_background();
         }
         let url = self.url(service, "/health/live");
+        let fresh = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
         let started = Instant::now();
-        while self
-            .http
+        while fresh
             .get(&url)
             .timeout(Duration::from_millis(300))
             .send()
@@ -225,37 +236,64 @@ impl System {
 
     /// Stops everything and drops the test's databases and streams.
     pub async fn shutdown(mut self) {
+        self.stop_all();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop_storage(&self.prefix, &self.namespace).await;
+        self.cleaned = true;
+    }
+
+    fn stop_all(&mut self) {
         if let Some(gateway) = self.gateway.take() {
             gateway.abort();
         }
-        for (_, task) in self.tasks.drain() {
-            task.abort();
-            let _ = task.await;
+        for (_, runtime) in self.runtimes.drain() {
+            runtime.shutdown_background();
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        if let Ok(admin) =
-            sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await
-        {
-            for service in SERVICES {
-                let _ = sqlx::query(&format!(
-                    "DROP DATABASE IF EXISTS \"{}{service}\" WITH (FORCE)",
-                    self.prefix
+    }
+}
+
+async fn drop_storage(prefix: &str, namespace: &str) {
+    if let Ok(admin) = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await {
+        for service in SERVICES {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS \"{prefix}{service}\" WITH (FORCE)"
+            ))
+            .execute(&admin)
+            .await;
+        }
+        admin.close().await;
+    }
+    if let Ok(client) = async_nats::connect("nats://127.0.0.1:4222").await {
+        let js = async_nats::jetstream::new(client);
+        for service in SERVICES {
+            let _ = js
+                .delete_stream(format!(
+                    "{}_{}",
+                    namespace.to_uppercase(),
+                    service.to_uppercase()
                 ))
-                .execute(&admin)
                 .await;
-            }
         }
-        if let Ok(client) = async_nats::connect("nats://127.0.0.1:4222").await {
-            let js = async_nats::jetstream::new(client);
-            for service in SERVICES {
-                let _ = js
-                    .delete_stream(format!(
-                        "{}_{}",
-                        self.namespace.to_uppercase(),
-                        service.to_uppercase()
-                    ))
-                    .await;
-            }
+    }
+}
+
+impl Drop for System {
+    /// A test that fails half-way still stops its services (a runtime may not be dropped
+    /// inside another: each is shut down in the background) and drops its databases, on a
+    /// thread of its own since the test's runtime is unwinding.
+    fn drop(&mut self) {
+        self.stop_all();
+        if !self.cleaned {
+            let (prefix, namespace) = (self.prefix.clone(), self.namespace.clone());
+            let cleanup = std::thread::spawn(move || {
+                if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    runtime.block_on(drop_storage(&prefix, &namespace));
+                }
+            });
+            let _ = cleanup.join();
         }
     }
 }

@@ -22,6 +22,7 @@ pub struct JwkSet {
 
 /// One Ed25519 public key.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct PublicKey {
     /// `OKP`.
     pub kty: String,

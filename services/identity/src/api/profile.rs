@@ -19,7 +19,7 @@ pub struct ProfileApi {
 
 /// A saved delivery address.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct SavedAddressBody {
     /// Absent when adding an address; the id of a saved address to keep (or change) it.
     pub id: Option<Uuid>,
@@ -32,6 +32,7 @@ pub struct SavedAddressBody {
 
 /// The signed-in account's profile.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Profile {
     pub id: Uuid,
     pub email: String,

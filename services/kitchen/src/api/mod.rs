@@ -96,7 +96,7 @@ pub struct StationLoad {
 
 /// How the kitchen is doing: now, and since midnight (UTC).
 #[derive(Debug, Clone, PartialEq, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct KitchenMetrics {
     /// Midnight UTC: the start of "today".
     pub since: DateTime<Utc>,

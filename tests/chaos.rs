@@ -1,0 +1,3 @@
+//! Placeholder (being written).
+#![allow(clippy::unwrap_used)]
+mod support;
