@@ -89,7 +89,7 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(up::run_all())
         }
         Command::Serve { service } => {
-            brigade_platform::telemetry::init_logging();
+            brigade_platform::telemetry::init_logging_as(settings.log_format);
             runtime.block_on(serve(service, settings))
         }
         Command::Openapi { out } => runtime.block_on(operations::write_openapi(&out)),

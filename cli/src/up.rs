@@ -18,10 +18,17 @@ use tokio::process::{Child, Command};
 /// When a service cannot be started.
 pub async fn run_all() -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
+    // Someone is watching: the services' logs, piped through here, are for reading.
+    let format = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        "text"
+    } else {
+        "json"
+    };
     let mut children: Vec<(&'static str, Child)> = Vec::new();
     for (name, colour) in PROCESSES {
         let mut child = Command::new(&exe)
             .args(["serve", name])
+            .env("BRIGADE_LOG_FORMAT", format)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)

@@ -94,6 +94,8 @@ pub struct Settings {
     /// Live streams (server-sent events) one service process serves at once
     /// (`BRIGADE_MAX_STREAMS`); more get 503 until one ends.
     pub max_streams: usize,
+    /// `BRIGADE_LOG_FORMAT`: `auto` (text on a terminal, JSON lines otherwise), `text`, `json`.
+    pub log_format: crate::telemetry::LogFormat,
 }
 
 impl Default for Settings {
@@ -111,6 +113,7 @@ impl Default for Settings {
             first_manager: None,
             pool_size: 16,
             max_streams: 256,
+            log_format: crate::telemetry::LogFormat::Auto,
         }
     }
 }
@@ -167,6 +170,18 @@ impl Settings {
         }
         settings.first_manager =
             lookup("BRIGADE_MANAGER_EMAIL").zip(lookup("BRIGADE_MANAGER_PASSWORD"));
+        if let Some(v) = lookup("BRIGADE_LOG_FORMAT") {
+            settings.log_format = match v.as_str() {
+                "auto" => crate::telemetry::LogFormat::Auto,
+                "text" => crate::telemetry::LogFormat::Text,
+                "json" => crate::telemetry::LogFormat::Json,
+                other => {
+                    return Err(format!(
+                        "BRIGADE_LOG_FORMAT={other:?}: expected auto, text or json"
+                    ))
+                }
+            };
+        }
         if let Some(v) = lookup("BRIGADE_DATABASE_POOL") {
             settings.pool_size = parse("BRIGADE_DATABASE_POOL", &v)?;
         }
