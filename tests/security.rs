@@ -1215,6 +1215,12 @@ async fn sessions_rate_limits_mass_assignment_and_bad_input() {
         ("kitchen", &*format!("/tickets/{order_id}/reject")),
         ("delivery", "/couriers/me/position"),
     ];
+    // Oversized requests on connections of their own: the service answers 413 before reading
+    // the rest and drops the connection, which must not spoil the next request's.
+    let unpooled = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     for (service, path) in posts {
         let token = match service {
             "kitchen" => manager.token.clone(),
@@ -1222,8 +1228,7 @@ async fn sessions_rate_limits_mass_assignment_and_bad_input() {
             _ => customer.token.clone(),
         };
         // Announced by Content-Length.
-        let response = system
-            .http
+        let response = unpooled
             .post(system.url(service, path))
             .bearer_auth(&token)
             .header("Content-Type", "application/json")
@@ -1251,8 +1256,7 @@ async fn sessions_rate_limits_mass_assignment_and_bad_input() {
         // Streamed in chunks, no Content-Length.
         let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
             (0..40).map(|_| Ok(vec![b' '; 8 * 1024])).collect();
-        let response = system
-            .http
+        let response = unpooled
             .post(system.url(service, path))
             .bearer_auth(&token)
             .header("Content-Type", "application/json")
@@ -1549,31 +1553,23 @@ async fn live_streams_refuse_other_users_and_are_capped_per_service() {
         200
     );
     assert_eq!(system.get("kitchen", "/tickets", &chef.token).await.0, 200);
-    // The server learns that a client left when it next writes to it: at the latest with the
-    // keep-alive comment sent every 15 s.
-    drop(open.pop());
-    eventually(Duration::from_secs(30), || async {
-        open_stream(&system, "kitchen", "/tickets/stream", &chef.token)
-            .await
-            .status()
-            .as_u16()
-            == 200
-    })
-    .await;
-    // Many clients opening and dropping streams in a loop leave nothing behind: after 100
-    // opened and dropped, the cap still admits new streams.
-    drop(open);
+    // A client hammering the full service gets 503s that hold nothing.
     for _ in 0..100 {
         let response = open_stream(&system, "kitchen", "/tickets/stream", &chef.token).await;
-        assert!(matches!(response.status().as_u16(), 200 | 503));
+        assert_eq!(response.status().as_u16(), 503);
     }
-    // Once every dropped client has been noticed (one keep-alive period), all places are free.
-    tokio::time::sleep(Duration::from_secs(17)).await;
+    // Clients that leave free their places. The server learns that a client left when a write
+    // to it fails: at the latest with the second keep-alive comment (one every 15 s).
+    drop(open);
+    tokio::time::sleep(Duration::from_secs(32)).await;
     let mut all = Vec::new();
     for _ in 0..CAP {
         all.push(open_stream(&system, "kitchen", "/tickets/stream", &chef.token).await);
     }
-    assert!(all.iter().all(|r| r.status().as_u16() == 200), "places leaked");
+    assert!(
+        all.iter().all(|r| r.status().as_u16() == 200),
+        "the places of departed clients were not freed"
+    );
     drop(all);
     system.shutdown().await;
 }

@@ -47,7 +47,9 @@ pub async fn pgbench(
         .await?;
     admin.close().await;
     let result = async {
+        // Plain TCP, as the services use on this machine (see `brigade_platform::database`).
         let init = tokio::process::Command::new("pgbench")
+            .env("PGSSLMODE", "disable")
             .args([
                 "-h",
                 "127.0.0.1",
@@ -72,6 +74,7 @@ pub async fn pgbench(
         for _ in 0..runs {
             let before = procfs::machine_cpu_ms();
             let out = tokio::process::Command::new("pgbench")
+                .env("PGSSLMODE", "disable")
                 .args([
                     "-h",
                     "127.0.0.1",

@@ -298,6 +298,8 @@ pub struct Cpu {
     pub machine_ms_per_order: Option<f64>,
     pub per_service_ms_per_order: HashMap<String, f64>,
     pub window_seconds: f64,
+    /// Transactions committed, events stored and messages consumed, per order.
+    pub work: crate::system::PerOrder,
 }
 
 /// Runs the orders' latency phases on a fresh system: first at `light_rate` (the kitchen
@@ -373,6 +375,7 @@ async fn at_rate(load: &Load, rate: f64, seconds: f64, with_cpu: bool) -> anyhow
         )
     };
     let before = snapshot(&backends_before);
+    let work_before = load.system.work().await;
     let started = Instant::now();
     let outcome = load
         .run(
@@ -393,6 +396,11 @@ async fn at_rate(load: &Load, rate: f64, seconds: f64, with_cpu: bool) -> anyhow
     backends.dedup();
     let after = snapshot(&backends);
     let window = started.elapsed().as_secs_f64();
+    let work = load
+        .system
+        .work()
+        .await
+        .per_order_since(&work_before, outcome.ok);
     // A moment for the last frames to arrive.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = stop.send(true);
@@ -422,6 +430,7 @@ async fn at_rate(load: &Load, rate: f64, seconds: f64, with_cpu: bool) -> anyhow
                 })
                 .collect(),
             window_seconds: round3(window),
+            work,
         }
     });
 

@@ -346,12 +346,15 @@ async fn baselines(options: &Options, report: &mut Report) {
     b.nats_median_round_trip_p50_ms = some(b.nats.iter().map(|r| r.round_trip.p50_ms).collect());
 }
 
+/// A target, as written in the issue, and the check of a figure against it.
+type Target<'a> = (&'a str, fn(f64) -> bool);
+
 struct Spec<'a> {
     name: &'a str,
     unit: &'a str,
     runs: Vec<f64>,
     baseline: Option<(&'a str, Option<f64>)>,
-    target: Option<(&'a str, fn(f64) -> bool)>,
+    target: Option<Target<'a>>,
 }
 
 fn figure(spec: Spec<'_>) -> Option<Figure> {

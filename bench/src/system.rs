@@ -73,7 +73,8 @@ pub async fn bench_pool(database: &str, size: u32) -> anyhow::Result<PgPool> {
         .connect_with(
             options
                 .database(database)
-                .application_name(APPLICATION_NAME),
+                .application_name(APPLICATION_NAME)
+                .ssl_mode(sqlx::postgres::PgSslMode::Disable),
         )
         .await
         .with_context(|| format!("connecting to database {database}"))
@@ -176,6 +177,8 @@ impl System {
             .env("BRIGADE_MANAGER_EMAIL", MANAGER_EMAIL)
             .env("BRIGADE_MANAGER_PASSWORD", MANAGER_PASSWORD)
             .env("BRIGADE_DATABASE_POOL", launch.pool_size.to_string())
+            // The fan-out holds ten thousand streams and more; the default guard is 256.
+            .env("BRIGADE_MAX_STREAMS", "50000")
             .stdout(Stdio::from(file.try_clone()?))
             .stderr(Stdio::from(file))
             .kill_on_drop(true);
@@ -562,6 +565,47 @@ impl System {
         backlog
     }
 
+    /// Counters of the work the system did so far: commits per service database
+    /// (`pg_stat_database`) and messages per service stream (JetStream), to say what one
+    /// order costs in transactions and events.
+    pub async fn work(&self) -> Work {
+        let mut work = Work::default();
+        if let Some(pool) = self.dbs.get("orders") {
+            let rows: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT datname::text, xact_commit FROM pg_stat_database WHERE datname LIKE $1",
+            )
+            .bind(format!("{}%", self.prefix))
+            .fetch_all(pool)
+            .await
+            .unwrap_or_default();
+            for (database, commits) in rows {
+                let service = database.trim_start_matches(&self.prefix).to_owned();
+                work.commits
+                    .insert(service, u64::try_from(commits).unwrap_or(0));
+            }
+        }
+        if let Ok(client) = async_nats::connect(&self.nats_url).await {
+            let js = async_nats::jetstream::new(client);
+            for service in SERVICES {
+                let name = format!(
+                    "{}_{}",
+                    self.namespace.to_uppercase(),
+                    service.to_uppercase()
+                );
+                if let Ok(mut stream) = js.get_stream(&name).await {
+                    if let Ok(info) = stream.info().await {
+                        work.events.insert(service.to_owned(), info.state.messages);
+                    }
+                    let mut consumers = stream.consumers();
+                    while let Some(Ok(info)) = futures::StreamExt::next(&mut consumers).await {
+                        work.deliveries += info.delivered.consumer_sequence;
+                    }
+                }
+            }
+        }
+        work
+    }
+
     /// Stops every process and drops the run's databases and streams.
     pub async fn shutdown(mut self) {
         for (_, mut child) in self.children.drain() {
@@ -585,6 +629,66 @@ impl System {
             }
         }
     }
+}
+
+/// Work counters at one instant (see [`System::work`]).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Work {
+    /// Committed transactions per service database.
+    pub commits: HashMap<String, u64>,
+    /// Events stored in each service's stream.
+    pub events: HashMap<String, u64>,
+    /// Messages handed to consumers, all streams together.
+    pub deliveries: u64,
+}
+
+impl Work {
+    /// What happened between `earlier` and this, per order of `orders`.
+    #[must_use]
+    pub fn per_order_since(&self, earlier: &Self, orders: u64) -> PerOrder {
+        #[allow(clippy::cast_precision_loss)]
+        let per = |now: u64, then: u64| {
+            crate::stats::round3(now.saturating_sub(then) as f64 / orders.max(1) as f64)
+        };
+        let commits: HashMap<String, f64> = self
+            .commits
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    per(*v, earlier.commits.get(k).copied().unwrap_or(0)),
+                )
+            })
+            .collect();
+        let events: HashMap<String, f64> = self
+            .events
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    per(*v, earlier.events.get(k).copied().unwrap_or(0)),
+                )
+            })
+            .collect();
+        PerOrder {
+            commits_total: crate::stats::round3(commits.values().sum()),
+            events_total: crate::stats::round3(events.values().sum()),
+            deliveries: per(self.deliveries, earlier.deliveries),
+            commits,
+            events,
+        }
+    }
+}
+
+/// Transactions, events and deliveries per order.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PerOrder {
+    pub commits_total: f64,
+    pub commits: HashMap<String, f64>,
+    pub events_total: f64,
+    pub events: HashMap<String, f64>,
+    /// Messages consumers received (each applied in a transaction of its own).
+    pub deliveries: f64,
 }
 
 /// What the three consumers of `OrderPlaced` have applied, in orders.

@@ -159,6 +159,11 @@ fn parse(payload: &str) -> Option<Change> {
 /// `last_event_id` (when a client resumes), then new ones as they are committed. Without
 /// `last_event_id` it starts from now. The stream ends when the client falls too far behind;
 /// the client then reconnects with its last id and loses nothing.
+///
+/// A live screen holds this stream for hours, and a delivery page may have ten thousand
+/// watchers: so it is no task of its own and no channel, only what it must keep between two
+/// changes (its subscription, its position, its filter). The catch-up from the table, whose
+/// database futures are large, lives in a box that is freed once caught up.
 pub fn follow(
     pool: PgPool,
     hub: &FeedHub,
@@ -166,62 +171,153 @@ pub fn follow(
     key: Option<String>,
     last_event_id: Option<i64>,
 ) -> impl futures::Stream<Item = Change> + Send + 'static {
-    let mut live = hub.subscribe();
-    let (sender, receiver) = tokio::sync::mpsc::channel::<Change>(64);
-    tokio::spawn(async move {
-        let wanted =
-            |change: &Change| change.feed == feed && key.as_ref().is_none_or(|k| *k == change.key);
-        let mut last = match last_event_id {
-            Some(id) => id,
-            None => sqlx::query_scalar(
-                "SELECT coalesce(max(id), 0) FROM projection_changes WHERE feed = $1",
-            )
-            .bind(feed)
-            .fetch_one(&pool)
-            .await
-            .unwrap_or(0),
-        };
-        // Catch up from the table, page by page, then switch to live notifications; the
-        // subscription was taken first, so nothing committed meanwhile is missed.
-        loop {
-            let Ok(page) = since(&pool, feed, last, 500).await else {
-                return;
-            };
-            let full = page.len() == 500;
-            for change in page {
-                last = change.id;
-                if wanted(&change) && sender.send(change).await.is_err() {
-                    return;
-                }
-            }
-            if !full {
-                break;
-            }
-        }
-        loop {
-            // A client that went away ends this task at once, not at the next change it wants:
-            // the follower of a finished order would otherwise live, and hold its buffers, for
-            // ever.
-            let received = tokio::select! {
-                received = live.recv() => received,
-                () = sender.closed() => return,
-            };
-            match received {
-                Ok(change) if change.id > last && wanted(&change) => {
-                    last = change.id;
-                    if sender.send(change).await.is_err() {
-                        return;
+    use futures::{FutureExt, StreamExt};
+
+    // Subscribe first, then read the table: nothing committed in between is missed.
+    let live = hub.subscribe();
+    let last = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    // A catch-up that fails ends the whole stream (the client resumes from its last id), not
+    // just the catch-up: going live past a hole would lose the changes in it.
+    let failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let key = key.map(std::sync::Arc::<str>::from);
+    let catch_up = {
+        let (last, key, failed) = (last.clone(), key.clone(), failed.clone());
+        futures::stream::unfold(
+            CatchUp {
+                pool,
+                after: last_event_id,
+                page: std::collections::VecDeque::new(),
+                done: false,
+            },
+            move |mut state| {
+                let (last, key, failed) = (last.clone(), key.clone(), failed.clone());
+                async move {
+                    loop {
+                        if let Some(change) = state.page.pop_front() {
+                            last.store(change.id, std::sync::atomic::Ordering::Relaxed);
+                            if wanted(&change, feed, key.as_deref()) {
+                                return Some((change, state));
+                            }
+                            continue;
+                        }
+                        if state.done {
+                            return None;
+                        }
+                        let after = match state.after {
+                            Some(after) => after,
+                            None => sqlx::query_scalar(
+                                "SELECT coalesce(max(id), 0) FROM projection_changes WHERE feed = $1",
+                            )
+                            .bind(feed)
+                            .fetch_one(&state.pool)
+                            .await
+                            .unwrap_or(0),
+                        };
+                        last.store(after, std::sync::atomic::Ordering::Relaxed);
+                        let Ok(page) = since(&state.pool, feed, after, 500).await else {
+                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                            return None;
+                        };
+                        state.done = page.len() < 500;
+                        state.after = Some(page.last().map_or(after, |c| c.id));
+                        state.page = page.into();
                     }
                 }
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(_))
-                | Err(broadcast::error::RecvError::Closed) => return,
+                .boxed()
+            },
+        )
+        .boxed()
+    };
+    let live = futures::stream::unfold(live, move |mut live| {
+        let (last, key, failed) = (last.clone(), key.clone(), failed.clone());
+        async move {
+            if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                return None;
+            }
+            loop {
+                match live.recv().await {
+                    Ok(change)
+                        if change.id > last.load(std::sync::atomic::Ordering::Relaxed)
+                            && wanted(&change, feed, key.as_deref()) =>
+                    {
+                        last.store(change.id, std::sync::atomic::Ordering::Relaxed);
+                        return Some((change, live));
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_))
+                    | Err(broadcast::error::RecvError::Closed) => return None,
+                }
             }
         }
     });
-    futures::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|change| (change, receiver))
-    })
+    catch_up.chain(live)
+}
+
+/// Where a follower's catch-up from the table stands.
+struct CatchUp {
+    pool: PgPool,
+    /// The last change read from the table (`None`: start from the latest).
+    after: Option<i64>,
+    page: std::collections::VecDeque<Change>,
+    /// The last page was not full: the table has nothing more.
+    done: bool,
+}
+
+fn wanted(change: &Change, feed: &str, key: Option<&str>) -> bool {
+    change.feed == feed && key.is_none_or(|k| k == change.key)
+}
+
+/// The latest read of each key, shared by every follower of that key: when one change reaches
+/// a thousand watchers of one delivery, its row is read once, not a thousand times (one query
+/// per watcher per courier position was what limited the live tracking fan-out; see
+/// BENCHMARKS.md).
+///
+/// A follower handling change `n` of a key gets a read made after change `n` was committed:
+/// the read of change `n` itself, or of a later change of the same key (then newer still).
+#[derive(Clone)]
+pub struct SharedReads<T> {
+    latest: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, SharedRead<T>>>>,
+}
+
+type SharedRead<T> = (i64, std::sync::Arc<tokio::sync::OnceCell<Option<T>>>);
+
+impl<T> Default for SharedReads<T> {
+    fn default() -> Self {
+        Self {
+            latest: std::sync::Arc::default(),
+        }
+    }
+}
+
+/// Keys remembered before the ones nobody is reading are forgotten.
+const SHARED_READS_KEPT: usize = 4096;
+
+impl<T: Clone + Send + Sync + 'static> SharedReads<T> {
+    /// The value of `key` as of change `change_id` (or later): `read` runs once per change,
+    /// whoever asks first; the others wait for its answer.
+    pub async fn get<F, Fut>(&self, key: &str, change_id: i64, read: F) -> Option<T>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let cell = {
+            let Ok(mut latest) = self.latest.lock() else {
+                return read().await;
+            };
+            match latest.get(key) {
+                Some((id, cell)) if *id >= change_id => cell.clone(),
+                _ => {
+                    if latest.len() >= SHARED_READS_KEPT {
+                        latest.retain(|_, (_, cell)| std::sync::Arc::strong_count(cell) > 1);
+                    }
+                    let cell = std::sync::Arc::new(tokio::sync::OnceCell::new());
+                    latest.insert(key.to_owned(), (change_id, cell.clone()));
+                    cell
+                }
+            }
+        };
+        cell.get_or_init(read).await.clone()
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/brigade/target}"
 examples="${BRIGADE_FUZZ_EXAMPLES:-15}"
-st_bin="$(command -v st || command -v schemathesis || true)"
+st_bin="$(command -v schemathesis || command -v st || true)"
 if [ -z "$st_bin" ]; then
   echo "schemathesis is not installed: pip install schemathesis" >&2
   exit 1
@@ -118,6 +118,8 @@ token() { awk -v r="$1" '$1 == r {print $2}' "$reports/tokens"; }
 # recursion depth mismatch" with several workers).
 status=0
 total_cases=0
+runs_passed=0
+runs_failed=0
 run() {
   local service="$1" role="$2"
   local name="${service}-${role}"
@@ -135,7 +137,12 @@ run() {
   local cases
   cases=$(grep -oE '^ *[0-9]+ generated' "$reports/$name.txt" | awk '{print $1}' | tail -1)
   total_cases=$((total_cases + ${cases:-0}))
-  [ "$code" -eq 0 ] || status=1
+  if [ "$code" -eq 0 ]; then
+    runs_passed=$((runs_passed + 1))
+  else
+    status=1
+    runs_failed=$((runs_failed + 1))
+  fi
 }
 run identity customer
 run identity manager
@@ -146,8 +153,7 @@ run kitchen manager
 run delivery courier
 run delivery manager
 
-echo "fuzz: $total_cases test cases generated; reports in $reports"
-if [ "$status" -ne 0 ]; then
-  echo "fuzz: FAILED (see the reports above)" >&2
-fi
+echo "fuzz: $total_cases test cases generated, over the 8 runs (service x role); reports in $reports"
+[ "$status" -eq 0 ] || echo "fuzz: FAILED (see the reports above)" >&2
+echo "fuzz: $runs_passed passed, $runs_failed failed"
 exit "$status"

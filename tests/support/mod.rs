@@ -533,3 +533,84 @@ pub async fn deliver(system: &System, manager: &Session, couriers: &[Session], o
         .await;
     assert_eq!(status, 200, "deliver {order_id}: {body}");
 }
+
+/// A NATS server of one test's own (JetStream on, its own port and storage directory), so it
+/// can be stopped and restarted without disturbing other tests.
+pub struct PrivateNats {
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+    child: Option<Child>,
+}
+
+impl PrivateNats {
+    pub async fn start() -> Self {
+        let port = free_port();
+        let dir =
+            std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("nats-{port}"));
+        let mut nats = Self {
+            port,
+            dir,
+            child: None,
+        };
+        nats.resume().await;
+        nats
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on the same port and storage, and waits until it accepts
+    /// connections.
+    pub async fn resume(&mut self) {
+        let server = [
+            "/usr/sbin/nats-server",
+            "/usr/bin/nats-server",
+            "/usr/local/bin/nats-server",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("nats-server");
+        let child = Command::new(server)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("nats-server is installed (.ci/run installs it)");
+        self.child = Some(child);
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "nats-server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the server abruptly (SIGKILL).
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.start_kill().unwrap();
+            child.wait().await.unwrap();
+        }
+    }
+
+    /// Stops the server and removes its storage.
+    pub async fn remove(mut self) {
+        self.stop().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

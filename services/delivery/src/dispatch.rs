@@ -10,7 +10,9 @@
 //!
 //! The table is also kept true by the delivery events ([`workload_subscription`]): a
 //! `CourierAssigned` confirms (or, after a crash between booking and command, restores) the
-//! row; `CourierUnassigned`, delivered, failed and cancelled release it.
+//! row; `CourierUnassigned`, delivered, failed and cancelled release it. A booking whose
+//! command never happened (the dispatcher was killed in between) is released by the next
+//! pass once it is a minute old ([`Dispatcher::release_stale_bookings`]).
 //!
 //! Automatic dispatch ([`Dispatcher::run`]) serves the queue (deliveries ready for pickup with
 //! no courier, longest waiting first) whenever a delivery or courier changes, and every few
@@ -194,6 +196,9 @@ pub struct Dispatcher {
     waiting_alert: Option<chrono::Duration>,
 }
 
+/// How long a booking may stay unconfirmed before dispatch checks whether its `Assign` ever
+/// happened: far longer than one command takes, even on a slow database.
+pub const STALE_BOOKING: Duration = Duration::from_secs(60);
 /// How many deliveries one pass looks at; the rest wait for the next pass.
 const QUEUE_PAGE: i64 = 200;
 /// Couriers within this distance of each other count as equally near (fairness decides).
@@ -250,6 +255,7 @@ impl Dispatcher {
     /// # Errors
     /// A database error.
     pub async fn dispatch_waiting(&self) -> Result<usize, DispatchError> {
+        self.release_stale_bookings().await?;
         let waiting = live_deliveries::waiting_for_courier(&self.pool, QUEUE_PAGE).await?;
         let mut assigned = 0;
         let mut nobody_free = false;
@@ -272,6 +278,53 @@ impl Dispatcher {
             }
         }
         Ok(assigned)
+    }
+
+    /// Releases the bookings whose `Assign` never happened: a dispatcher killed between its
+    /// booking and its command leaves an unconfirmed row behind, which would hold the order and
+    /// the courier for ever. A booking still unconfirmed after [`STALE_BOOKING`] is checked
+    /// against the delivery itself (not a read model, which may lag): if the delivery is not
+    /// with that courier, the row goes. Returns how many were released.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn release_stale_bookings(&self) -> Result<usize, DispatchError> {
+        let stale: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT courier_id, order_id FROM courier_workload
+              WHERE NOT confirmed AND booked_at < now() - make_interval(secs => $1)",
+        )
+        .bind(STALE_BOOKING.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut released = 0;
+        for (courier_id, order_id) in stale {
+            let delivery = store::load::<Delivery>(&self.pool, &order_id.to_string())
+                .await
+                .map_err(|e| DispatchError::Command(e.to_string()))?
+                .aggregate;
+            let carried = delivery.courier_id() == Some(courier_id)
+                && matches!(
+                    delivery.status(),
+                    Some(DeliveryStatus::Assigned | DeliveryStatus::PickedUp)
+                );
+            if carried {
+                // The command went through; its event confirms the row.
+                continue;
+            }
+            let deleted = sqlx::query(
+                "DELETE FROM courier_workload
+                  WHERE courier_id = $1 AND order_id = $2 AND NOT confirmed",
+            )
+            .bind(courier_id)
+            .bind(order_id)
+            .execute(&self.pool)
+            .await?;
+            if deleted.rows_affected() > 0 {
+                tracing::warn!(%order_id, %courier_id, "released a booking whose assignment never happened");
+                released += 1;
+            }
+        }
+        Ok(released)
     }
 
     /// Assigns one delivery to the nearest free courier, if it is waiting for one and someone

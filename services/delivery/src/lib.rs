@@ -88,6 +88,7 @@ pub async fn run_with(settings: Settings, config: DeliveryConfig) -> anyhow::Res
         couriers: fleet,
         hub,
         restaurant: config.restaurant,
+        live_reads: feed::SharedReads::default(),
     };
     service
         .serve(
@@ -120,6 +121,7 @@ pub fn openapi_document() -> String {
         pool,
         hub: feed::FeedHub::detached(),
         restaurant: DeliveryConfig::default().restaurant,
+        live_reads: feed::SharedReads::default(),
     };
     brigade_platform::runtime::openapi_document(ServiceName::Delivery, api::api(&context))
 }

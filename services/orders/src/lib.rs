@@ -102,6 +102,19 @@ pub fn openapi_document() -> String {
     brigade_platform::runtime::openapi_document(ServiceName::Orders, api)
 }
 
+/// Every durable consumer of the orders service: what it does with the kitchen's and the
+/// delivery's events, and its read models. `brigade dead-letters replay` finds a parked
+/// message's handler here.
+#[must_use]
+pub fn consumers(pool: &sqlx::PgPool) -> Vec<brigade_nats::Subscription> {
+    let orders = brigade_nats::store::event_store::<Order>(pool.clone(), ());
+    let mut all = subscriptions::all(pool.clone(), orders);
+    all.push(menu::subscription());
+    all.push(order_tracking::subscription());
+    all.push(order_tracking::estimates_subscription());
+    all
+}
+
 #[cfg(test)]
 mod tests {
     #[tokio::test]
@@ -126,17 +139,4 @@ mod tests {
         let dish = &document["components"]["schemas"]["MenuDish"]["properties"];
         assert!(dish.get("allergens").is_some() && dish.get("available").is_some());
     }
-}
-
-/// Every durable consumer of the orders service: what it does with the kitchen's and the
-/// delivery's events, and its read models. `brigade dead-letters replay` finds a parked
-/// message's handler here.
-#[must_use]
-pub fn consumers(pool: &sqlx::PgPool) -> Vec<brigade_nats::Subscription> {
-    let orders = brigade_nats::store::event_store::<Order>(pool.clone(), ());
-    let mut all = subscriptions::all(pool.clone(), orders);
-    all.push(menu::subscription());
-    all.push(order_tracking::subscription());
-    all.push(order_tracking::estimates_subscription());
-    all
 }

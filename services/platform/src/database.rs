@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use brigade_nats::{migrate, Migration};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 /// Creates the database if it does not exist, then opens a pool on it and applies the
@@ -20,6 +20,7 @@ pub async fn open(
     let server: PgConnectOptions = server_url.parse().map_err(|e| {
         anyhow::anyhow!("BRIGADE_DATABASE_URL {server_url:?} is not a PostgreSQL URL: {e}")
     })?;
+    let server = without_tls_on_loopback(server, server_url);
     create_if_missing(&server, database).await?;
     let options = server
         .clone()
@@ -28,6 +29,11 @@ pub async fn open(
     let pool = PgPoolOptions::new()
         .max_connections(pool_size)
         .acquire_timeout(Duration::from_secs(5))
+        // sqlx pings every connection it hands out by default: one more round trip to
+        // PostgreSQL before every query or transaction (12 % of a service's CPU under load,
+        // see BENCHMARKS.md). A connection that died meanwhile (a database restart) fails its
+        // next statement instead, which every caller already treats as a transient error.
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open database {database}: {e}"))?;
@@ -37,6 +43,26 @@ pub async fn open(
             .map_err(|e| anyhow::anyhow!("migrating database {database}: {e}"))?;
     }
     Ok(pool)
+}
+
+/// Plain TCP to a PostgreSQL on this very machine, unless an `sslmode` is asked for (in the
+/// URL or `PGSSLMODE`):
+/// sqlx's default (`prefer`) negotiates TLS whenever the server offers it, and encrypting
+/// loopback traffic protects nothing while costing both sides a quarter of their CPU per
+/// query (BENCHMARKS.md). A remote server keeps `prefer`, or whatever the URL says.
+fn without_tls_on_loopback(server: PgConnectOptions, server_url: &str) -> PgConnectOptions {
+    let host = server.get_host();
+    let loopback = host == "localhost"
+        || host.starts_with('/')
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let chosen = server_url.contains("sslmode") || std::env::var_os("PGSSLMODE").is_some();
+    if loopback && !chosen {
+        server.ssl_mode(PgSslMode::Disable)
+    } else {
+        server
+    }
 }
 
 async fn create_if_missing(server: &PgConnectOptions, database: &str) -> anyhow::Result<()> {

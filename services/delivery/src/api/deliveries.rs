@@ -12,7 +12,7 @@ use brigade_projections::couriers;
 use brigade_projections::feed;
 use brigade_projections::live_deliveries::{self, CourierSummary, LiveDelivery};
 use chrono::Utc;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::{EventStream, Json};
 use poem_openapi::types::ToJSON;
@@ -110,6 +110,7 @@ impl DeliveriesApi {
         self.visible(&auth, order_id.0).await?;
         let pool = self.0.pool.clone();
         let restaurant = self.0.restaurant;
+        let reads = self.0.live_reads.clone();
         let key = Some(order_id.0.to_string());
         let changes = feed::follow(
             pool.clone(),
@@ -119,15 +120,18 @@ impl DeliveriesApi {
             last_event_id.0,
         )
         .filter_map(move |change| {
-            let pool = pool.clone();
+            let (pool, reads) = (pool.clone(), reads.clone());
+            // Boxed: the stream keeps no room for a database read between two changes.
             async move {
-                let mut delivery = live_deliveries::delivery(&pool, order_id.0).await.ok()??;
+                let read = || async { live_deliveries::delivery(&pool, order_id.0).await.ok()? };
+                let mut delivery = reads.get(&change.key, change.id, read).await?;
                 delivery.eta = geo::eta(&delivery, restaurant, Utc::now());
                 Some(DeliveryChange {
                     change_id: change.id,
                     delivery,
                 })
             }
+            .boxed()
         })
         .boxed();
         Ok(EventStream::new(changes)

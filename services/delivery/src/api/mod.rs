@@ -44,6 +44,9 @@ pub struct Context {
     pub couriers: EventStore<Courier>,
     pub hub: FeedHub,
     pub restaurant: GeoPoint,
+    /// One read of a delivery per change, shared by all its live watchers.
+    pub live_reads:
+        brigade_projections::feed::SharedReads<brigade_projections::live_deliveries::LiveDelivery>,
 }
 
 /// The whole API, as served: both groups of endpoints.
