@@ -119,7 +119,7 @@ impl System {
                 "BRIGADE_MANAGER_PASSWORD".to_owned(),
                 MANAGER_PASSWORD.to_owned(),
             ),
-            ("BRIGADE_DATABASE_POOL".to_owned(), "12".to_owned()),
+            ("BRIGADE_DATABASE_POOL".to_owned(), "6".to_owned()),
             (
                 "RUST_LOG".to_owned(),
                 "info,sqlx=warn,async_nats=warn,poem=warn".to_owned(),

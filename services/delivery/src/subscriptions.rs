@@ -148,9 +148,11 @@ impl EventHandler for FromKitchen {
         {
             Ok(()) => Ok(()),
             // The kitchen's stream and the orders stream are read by two consumers: the ticket
-            // may be ready before this service has seen the order. Retry until it has.
+            // may be ready before this service has seen the order, however long the orders
+            // consumer lags (seen in the chaos suite: over two minutes of backlog parked such
+            // messages when they were retried as transient). Wait for it, without a limit.
             Err(AggregateError::UserError(DeliveryError::DeliveryNotFound)) => {
-                Err(HandlerError::Transient(
+                Err(HandlerError::NotYet(
                     "the delivery of this order is not requested yet".to_owned(),
                 ))
             }

@@ -149,7 +149,7 @@ impl EventHandler for FromDelivery {
             .map_err(|e| HandlerError::Permanent(format!("not a delivery event: {e}")))?;
         match from_delivery(delivery_event) {
             Some(OrderCommand::MarkOutForDelivery { .. }) if self.kitchen_lags(event).await? => {
-                Err(HandlerError::Transient(
+                Err(HandlerError::NotYet(
                     "picked up before the kitchen's ready arrived; waiting for it".to_owned(),
                 ))
             }
