@@ -151,11 +151,9 @@ impl EventHandler for FromKitchen {
             // may be ready before this service has seen the order, however long the orders
             // consumer lags (seen in the chaos suite: over two minutes of backlog parked such
             // messages when they were retried as transient). Wait for it, without a limit.
-            Err(AggregateError::UserError(DeliveryError::DeliveryNotFound)) => {
-                Err(HandlerError::NotYet(
-                    "the delivery of this order is not requested yet".to_owned(),
-                ))
-            }
+            Err(AggregateError::UserError(DeliveryError::DeliveryNotFound)) => Err(
+                HandlerError::NotYet("the delivery of this order is not requested yet".to_owned()),
+            ),
             Err(error) => Err(handler_error(error)),
         }
     }
