@@ -55,7 +55,7 @@ pub struct Options {
     #[arg(long, default_value_t = 10)]
     pub pool: u32,
     /// Throughput: the first rate tried, in orders per second.
-    #[arg(long, default_value_t = 50.0)]
+    #[arg(long, default_value_t = 20.0)]
     pub start_rate: f64,
     /// Throughput: each next rate is this times the last.
     #[arg(long, default_value_t = 1.3)]

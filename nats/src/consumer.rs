@@ -19,10 +19,13 @@
 //! A transient failure (database down, optimistic-concurrency conflict) is `nak`ed with a
 //! growing delay; after `max_attempts` deliveries, or at once for a message that can never
 //! succeed (a poison message), the message is parked in `dead_letters` with its error and the
-//! checkpoint moves past it, so the events behind it keep flowing.
+//! checkpoint moves past it, so the events behind it keep flowing. A handler waiting for an
+//! event of another stream (`HandlerError::NotYet`) is retried like an early event: for as long
+//! as it takes, never parked.
 //!
 //! Messages are spread over a few lanes by aggregate id: one aggregate's events are applied
-//! one after the other, different aggregates in parallel.
+//! one after the other, different aggregates in parallel. Messages that queue up in a lane
+//! (under load) are applied together, in one transaction, each exactly as above.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};

@@ -251,6 +251,40 @@ async fn failing_too_often_parks_the_message_after_the_last_attempt() {
     fixture.cleanup().await;
 }
 
+/// Messages published before the consumer starts queue up in its lanes, which then apply
+/// them several per transaction: still once each, in order, with the failures of each handled
+/// as alone (a transient failure or a poison message rolls the batch back and each message
+/// goes through on its own).
+#[tokio::test]
+async fn messages_that_queue_up_are_applied_together_yet_once_each_and_in_order() {
+    let fixture = Fixture::new().await;
+    let ids: Vec<String> = (0..5).map(|_| Uuid::new_v4().to_string()).collect();
+    for sequence in 1..=20 {
+        for id in &ids {
+            fixture.publish(id, sequence).await;
+        }
+        // Redeliveries and stragglers among them.
+        if sequence % 6 == 0 {
+            fixture.publish(&ids[0], sequence - 2).await;
+            fixture.publish(&ids[1], sequence + 1).await;
+        }
+    }
+    fixture.consume(recorder(2, Some(7)), 12);
+    let expected: Vec<i64> = (1..=20).filter(|s| *s != 7).collect();
+    for id in &ids {
+        fixture.wait_for(id, &expected).await;
+    }
+    let parked: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters")
+        .fetch_one(&fixture.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        parked, 5,
+        "the poison event of each aggregate, and nothing else"
+    );
+    fixture.cleanup().await;
+}
+
 #[tokio::test]
 async fn the_relay_publishes_committed_events_in_order_with_their_message_ids() {
     let fixture = Fixture::new().await;

@@ -181,6 +181,10 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut changes = Some(hub.subscribe());
+    // How long the last pass took: a pass reads every open ticket, so with thousands of them
+    // the debounce stretches to four times that, and the estimator never takes more than a
+    // fifth of the kitchen's time however busy it gets (see BENCHMARKS.md).
+    let mut last_pass = StdDuration::ZERO;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !*shutdown.borrow() {
@@ -195,7 +199,7 @@ pub async fn run(
             change = next_change => match change {
                 Ok(change) if change.feed != kitchen_queue::FEED => continue,
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                    tokio::time::sleep(DEBOUNCE).await;
+                    tokio::time::sleep(DEBOUNCE.max(last_pass * 4)).await;
                     if let Some(receiver) = changes.as_mut() {
                         while receiver.try_recv().is_ok() {}
                     }
@@ -208,8 +212,10 @@ pub async fn run(
             },
             _ = shutdown.changed() => return,
         }
+        let started = std::time::Instant::now();
         if let Err(error) = estimate_once(&pool, &estimates, lanes_per_station, Utc::now()).await {
             tracing::warn!(%error, "cannot read the kitchen's load; next pass");
         }
+        last_pass = started.elapsed();
     }
 }

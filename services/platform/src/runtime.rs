@@ -231,11 +231,29 @@ async fn limit_body<E: poem::Endpoint>(
         .await
         .map_err(|_| poem::Error::from_status(poem::http::StatusCode::REQUEST_TIMEOUT))?
         .map_err(|_| too_large())?;
+        if contains_nul_escape(&body) {
+            // PostgreSQL's `jsonb` (every event payload) cannot hold U+0000: such a text would
+            // pass every check and then fail as a 500 when the event is stored.
+            let problem = crate::Problem::bad_request(
+                "invalid-request",
+                "text may not contain the NUL character (\\u0000)",
+            );
+            return Ok(poem::IntoResponse::into_response(problem));
+        }
         request.set_body(body);
     }
     next.call(request)
         .await
         .map(poem::IntoResponse::into_response)
+}
+
+/// Whether a JSON body escapes U+0000 (`\u0000`, not preceded by an escaped backslash). A raw
+/// NUL byte is already refused by the JSON parser (control characters must be escaped).
+fn contains_nul_escape(body: &[u8]) -> bool {
+    body.windows(6).enumerate().any(|(at, window)| {
+        window == b"\\u0000"
+            && body[..at].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 0
+    })
 }
 
 /// Caps the live streams (`GET …/stream`, server-sent events) one process serves at once: each
@@ -399,5 +417,28 @@ async fn termination() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nul_escape_is_found_and_an_escaped_backslash_is_not_one() {
+        assert!(contains_nul_escape(br#"{"name": "a\u0000b"}"#));
+        assert!(contains_nul_escape(br#"{"name": "\\\u0000"}"#));
+        assert!(!contains_nul_escape(br#"{"name": "\\u0000"}"#));
+        assert!(!contains_nul_escape(br#"{"name": "\u00e9t\u00e9"}"#));
+    }
+
+    #[test]
+    fn allow_names_the_methods_of_the_most_literal_route() {
+        let spec = r#"{"paths": {"/tickets/{order_id}": {"get": {}}, "/tickets/stream": {"get": {}},
+                       "/tickets": {"get": {}, "post": {}}}}"#;
+        let allowed = AllowedMethods::from_spec(spec);
+        assert_eq!(allowed.for_path("/tickets"), Some("GET, POST, HEAD"));
+        assert_eq!(allowed.for_path("/tickets/42"), Some("GET, HEAD"));
+        assert_eq!(allowed.for_path("/nowhere/at/all"), None);
     }
 }
