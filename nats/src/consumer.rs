@@ -38,6 +38,7 @@ use async_nats::jetstream::{AckKind, Message};
 use futures::StreamExt;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, watch, Semaphore};
+use tracing::Instrument as _;
 
 use crate::relay::{delay_for_attempt, Backoff};
 use crate::{dead_letters, Bus, EventEnvelope};
@@ -354,7 +355,8 @@ impl Inner {
         // such a transaction, none would ever come free (each attempt would time out, and
         // after `max_attempts` the message would be parked). Seen in the chaos suite.
         let permit = in_flight(&self.pool).acquire_owned().await;
-        let outcome = self.apply(&event).await;
+        let span = self.span(&message, &event);
+        let outcome = self.apply(&event).instrument(span).await;
         drop(permit);
         self.settle(&message, &event, outcome).await;
     }
@@ -420,10 +422,14 @@ impl Inner {
     ) -> Result<Vec<Outcome>, HandlerError> {
         let mut tx = self.pool.begin().await?;
         let mut outcomes = Vec::with_capacity(events.len());
-        for (_, event) in events {
+        for (message, event) in events {
             let envelope = &event.envelope;
             if claim_next(&mut tx, &self.subscription.name, envelope).await? {
-                self.subscription.handler.handle(event, &mut tx).await?;
+                self.subscription
+                    .handler
+                    .handle(event, &mut tx)
+                    .instrument(self.span(message, event))
+                    .await?;
                 outcomes.push(Outcome::Applied);
             } else {
                 let last = last_applied(&mut tx, &self.subscription.name, envelope).await?;
@@ -499,6 +505,21 @@ impl Inner {
                 let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
             }
         }
+    }
+
+    /// The span one event is applied in, continuing the trace its message names.
+    fn span(&self, message: &Message, event: &ReceivedEvent) -> tracing::Span {
+        let header = message
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get(crate::trace::TRACEPARENT))
+            .map(async_nats::HeaderValue::as_str);
+        crate::trace::consuming_span(
+            &self.subscription.name,
+            &event.subject,
+            header,
+            &event.envelope,
+        )
     }
 
     async fn apply(&self, event: &ReceivedEvent) -> Result<Outcome, HandlerError> {

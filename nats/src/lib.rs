@@ -12,7 +12,8 @@
 //! - [`envelope`]: the wire format of one event on the bus;
 //! - [`consumer`]: durable pull consumers that apply each event once, in order per aggregate,
 //!   retry transient failures with a growing delay and park the hopeless ones;
-//! - [`dead_letters`]: the parked messages, listed, replayed or discarded by managers.
+//! - [`dead_letters`]: the parked messages, listed, replayed or discarded by managers;
+//! - [`trace`]: the `traceparent` that lets one trace follow an order across services.
 #![forbid(unsafe_code)]
 
 pub mod bus;
@@ -23,6 +24,7 @@ pub mod namespace;
 pub mod relay;
 pub mod schema;
 pub mod store;
+pub mod trace;
 
 pub use bus::{Bus, BusError};
 pub use consumer::{ConsumerRunner, EventHandler, HandlerError, ReceivedEvent, Subscription};

@@ -199,13 +199,20 @@ impl OutboxRelay {
 /// The JetStream publication of one envelope, with the headers consumers route on.
 pub(crate) fn publication(envelope: &EventEnvelope) -> Result<PublishMessage, RelayError> {
     let body = serde_json::to_vec(envelope).map_err(|e| RelayError::Publish(e.to_string()))?;
-    Ok(PublishMessage::build()
+    let publish = PublishMessage::build()
         .payload(body.into())
         .message_id(envelope.message_id())
         .header(
             crate::consumer::AGGREGATE_ID_HEADER,
             envelope.aggregate_id.as_str(),
-        ))
+        );
+    // The journey's trace, so the consumer's span continues it (see `trace`).
+    Ok(
+        match crate::trace::traceparent_of(&envelope.metadata, envelope.event_id) {
+            Some(traceparent) => publish.header(crate::trace::TRACEPARENT, traceparent.as_str()),
+            None => publish,
+        },
+    )
 }
 
 /// A growing delay with jitter, capped, for reconnect loops.

@@ -68,12 +68,22 @@ impl CommandMetadata {
     /// digits), so every event of one order, in every service, carries the same `trace_id`, and
     /// the relay passes it on as the `traceparent` header of the NATS message. Finding an order
     /// in any tracing backend then needs nothing but its id.
+    ///
+    /// The span issuing the command (an HTTP request, or a consumer applying an event) joins
+    /// that trace if it started none of its own, and is recorded as `span_id`: the parent of
+    /// whatever the events cause in other services (see [`crate::trace`]).
     #[must_use]
     pub fn correlation(mut self, id: impl Into<String>) -> Self {
         let id = id.into();
         if let Ok(uuid) = uuid::Uuid::parse_str(&id) {
-            self.values
-                .insert("trace_id".to_owned(), uuid.simple().to_string());
+            let trace_id = uuid.simple().to_string();
+            crate::trace::join(&trace_id);
+            if let Some(span) =
+                crate::trace::current().filter(|span| span.trace_id == *uuid.as_bytes())
+            {
+                self.values.insert("span_id".to_owned(), span.span_id_hex());
+            }
+            self.values.insert("trace_id".to_owned(), trace_id);
         }
         self.values.insert("correlation_id".to_owned(), id);
         self

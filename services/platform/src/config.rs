@@ -94,8 +94,26 @@ pub struct Settings {
     /// Live streams (server-sent events) one service process serves at once
     /// (`BRIGADE_MAX_STREAMS`); more get 503 until one ends.
     pub max_streams: usize,
+    /// Connections one service process holds open at once (`BRIGADE_MAX_CONNECTIONS`); more
+    /// wait in the kernel's listen backlog until one closes.
+    pub max_connections: usize,
     /// `BRIGADE_LOG_FORMAT`: `auto` (text on a terminal, JSON lines otherwise), `text`, `json`.
     pub log_format: crate::telemetry::LogFormat,
+    /// Tickets the kitchen takes per 15-minute slot, for the orders service
+    /// (`BRIGADE_KITCHEN_SLOT_CAPACITY`); `None` (unset or 0): no limit.
+    pub kitchen_slot_capacity: Option<u32>,
+    /// Where spans are exported over OTLP/HTTP (JSON), e.g. `http://collector:4318`
+    /// (`BRIGADE_OTLP_ENDPOINT`, else OpenTelemetry's own `OTEL_EXPORTER_OTLP_ENDPOINT`);
+    /// unset: no export.
+    pub otlp_endpoint: Option<String>,
+    /// The SMTP server the delivery service e-mails notifications through
+    /// (`BRIGADE_SMTP_URL`, `smtp://host[:port]`); no e-mail when unset.
+    pub smtp_url: Option<String>,
+    /// The sender of those e-mails (`BRIGADE_SMTP_FROM`).
+    pub smtp_from: Option<String>,
+    /// How long before the kitchen expects an order ready dispatch may send its courier
+    /// (`BRIGADE_DISPATCH_LEAD_SECS`; 0: only once it is ready).
+    pub dispatch_lead_secs: Option<u64>,
 }
 
 impl Default for Settings {
@@ -113,7 +131,13 @@ impl Default for Settings {
             first_manager: None,
             pool_size: 16,
             max_streams: 256,
+            max_connections: 4096,
             log_format: crate::telemetry::LogFormat::Auto,
+            kitchen_slot_capacity: None,
+            otlp_endpoint: None,
+            smtp_url: None,
+            smtp_from: None,
+            dispatch_lead_secs: None,
         }
     }
 }
@@ -168,8 +192,21 @@ impl Settings {
         if let Some(v) = lookup("BRIGADE_TOKEN_AUDIENCE") {
             settings.token_audience = v;
         }
-        settings.first_manager =
-            lookup("BRIGADE_MANAGER_EMAIL").zip(lookup("BRIGADE_MANAGER_PASSWORD"));
+        // Empty counts as unset: compose passes `${BRIGADE_MANAGER_EMAIL:-}` through as "".
+        let set = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
+        settings.first_manager = set("BRIGADE_MANAGER_EMAIL").zip(set("BRIGADE_MANAGER_PASSWORD"));
+        if let Some((key, v)) = ["BRIGADE_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
+            .into_iter()
+            .find_map(|key| set(key).map(|v| (key, v)))
+        {
+            // The services' HTTP client speaks plain HTTP: a collector or agent beside them.
+            if !v.starts_with("http://") {
+                return Err(format!(
+                    "{key}={v:?}: expected an http:// URL (OTLP/HTTP, e.g. http://collector:4318)"
+                ));
+            }
+            settings.otlp_endpoint = Some(v.trim().to_owned());
+        }
         if let Some(v) = lookup("BRIGADE_LOG_FORMAT") {
             settings.log_format = match v.as_str() {
                 "auto" => crate::telemetry::LogFormat::Auto,
@@ -187,6 +224,18 @@ impl Settings {
         }
         if let Some(v) = lookup("BRIGADE_MAX_STREAMS") {
             settings.max_streams = parse("BRIGADE_MAX_STREAMS", &v)?;
+        }
+        if let Some(v) = lookup("BRIGADE_MAX_CONNECTIONS") {
+            settings.max_connections = parse("BRIGADE_MAX_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = lookup("BRIGADE_KITCHEN_SLOT_CAPACITY").filter(|v| !v.trim().is_empty()) {
+            let capacity: u32 = parse("BRIGADE_KITCHEN_SLOT_CAPACITY", &v)?;
+            settings.kitchen_slot_capacity = (capacity > 0).then_some(capacity);
+        }
+        settings.smtp_url = lookup("BRIGADE_SMTP_URL").filter(|v| !v.trim().is_empty());
+        settings.smtp_from = lookup("BRIGADE_SMTP_FROM").filter(|v| !v.trim().is_empty());
+        if let Some(v) = lookup("BRIGADE_DISPATCH_LEAD_SECS") {
+            settings.dispatch_lead_secs = Some(parse("BRIGADE_DISPATCH_LEAD_SECS", &v)?);
         }
         Ok(settings)
     }
@@ -246,6 +295,84 @@ mod tests {
         assert_eq!(settings.database_name(ServiceName::Kitchen), "t1_kitchen");
         assert_eq!(settings.identity_url, "http://127.0.0.1:4001");
         assert_eq!(settings.namespace.stream("orders"), "T1_ORDERS");
+    }
+
+    #[test]
+    fn spans_go_to_brigades_otlp_endpoint_before_opentelemetrys_own() {
+        let env: HashMap<&str, &str> = [
+            ("BRIGADE_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://other:4318"),
+        ]
+        .into();
+        let settings =
+            Settings::from_lookup(|k| env.get(k).map(ToString::to_string)).expect("valid");
+        assert_eq!(
+            settings.otlp_endpoint.as_deref(),
+            Some("http://collector:4318")
+        );
+        let settings = Settings::from_lookup(|k| {
+            (k == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| "http://other:4318".to_owned())
+        })
+        .expect("valid");
+        assert_eq!(settings.otlp_endpoint.as_deref(), Some("http://other:4318"));
+        let error = Settings::from_lookup(|k| {
+            (k == "BRIGADE_OTLP_ENDPOINT").then(|| "grpc://collector:4317".to_owned())
+        })
+        .expect_err("not OTLP/HTTP");
+        assert!(error.contains("BRIGADE_OTLP_ENDPOINT"));
+    }
+
+    #[test]
+    fn empty_values_from_compose_count_as_unset() {
+        let env: HashMap<&str, &str> = [
+            ("BRIGADE_MANAGER_EMAIL", ""),
+            ("BRIGADE_MANAGER_PASSWORD", ""),
+            ("BRIGADE_OTLP_ENDPOINT", ""),
+        ]
+        .into();
+        let settings =
+            Settings::from_lookup(|k| env.get(k).map(ToString::to_string)).expect("valid");
+        assert_eq!(settings.first_manager, None);
+        assert_eq!(settings.otlp_endpoint, None);
+    }
+
+    #[test]
+    fn the_kitchen_slot_capacity_is_unlimited_unless_set() {
+        assert_eq!(
+            Settings::from_lookup(|_| None)
+                .expect("defaults")
+                .kitchen_slot_capacity,
+            None
+        );
+        let set = |v: &'static str| {
+            Settings::from_lookup(move |k| {
+                (k == "BRIGADE_KITCHEN_SLOT_CAPACITY").then(|| v.to_owned())
+            })
+        };
+        assert_eq!(set("6").expect("valid").kitchen_slot_capacity, Some(6));
+        assert_eq!(set("0").expect("valid").kitchen_slot_capacity, None);
+        assert!(set("many")
+            .expect_err("not a number")
+            .contains("BRIGADE_KITCHEN_SLOT_CAPACITY"));
+    }
+
+    #[test]
+    fn the_smtp_relay_and_the_dispatch_lead_come_from_the_environment() {
+        let env: HashMap<&str, &str> = [
+            ("BRIGADE_SMTP_URL", "smtp://relay:2525"),
+            ("BRIGADE_SMTP_FROM", "bistro@example.com"),
+            ("BRIGADE_DISPATCH_LEAD_SECS", "120"),
+        ]
+        .into();
+        let settings =
+            Settings::from_lookup(|k| env.get(k).map(ToString::to_string)).expect("valid");
+        assert_eq!(settings.smtp_url.as_deref(), Some("smtp://relay:2525"));
+        assert_eq!(settings.smtp_from.as_deref(), Some("bistro@example.com"));
+        assert_eq!(settings.dispatch_lead_secs, Some(120));
+        assert_eq!(
+            Settings::from_lookup(|_| None).expect("valid").smtp_url,
+            None
+        );
     }
 
     #[test]

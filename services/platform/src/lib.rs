@@ -5,7 +5,10 @@
 
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod database;
+pub mod dead_letters_api;
+pub mod otlp;
 pub mod problem;
 pub mod runtime;
 pub mod system;

@@ -30,6 +30,26 @@ pub struct ProblemDetails {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The extension members some problems add (RFC 9457 §3.2), at the top level. Boxed so
+    /// that a `Result<_, Problem>` stays small.
+    #[oai(flatten)]
+    #[serde(flatten)]
+    pub extensions: Box<ProblemExtensions>,
+}
+
+/// Extension members of some problems.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Object, serde::Serialize, serde::Deserialize)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+#[serde(rename_all = "camelCase")]
+pub struct ProblemExtensions {
+    /// The items the problem is about, for a client to show (the dishes and allergens of
+    /// `allergen-confirmation-required`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<serde_json::Value>,
+    /// The earliest time a refused request may succeed (the next kitchen slot with room, for
+    /// `kitchen-slot-full`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_available_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Every error an endpoint may answer with.
@@ -88,6 +108,20 @@ impl Problem {
             503 => Self::Unavailable(Json(details)),
             _ => Self::Internal(Json(details)),
         }
+    }
+
+    /// Adds the `items` extension member.
+    #[must_use]
+    pub fn with_items(mut self, items: serde_json::Value) -> Self {
+        self.details_mut().extensions.items = Some(items);
+        self
+    }
+
+    /// Adds the `nextAvailableAt` extension member.
+    #[must_use]
+    pub fn with_next_available_at(mut self, at: chrono::DateTime<chrono::Utc>) -> Self {
+        self.details_mut().extensions.next_available_at = Some(at);
+        self
     }
 
     /// Names the request field at fault.
@@ -199,6 +233,7 @@ fn details(
         status: status.as_u16(),
         detail,
         field,
+        extensions: Box::default(),
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use brigade_nats::schema::EVENT_STORE;
 use brigade_nats::{Bus, ConsumerRunner, Migration, OutboxRelay, Subscription};
 use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::middleware::{Cors, Tracing};
+use poem::middleware::Cors;
 use poem::{EndpointExt, Route, Server};
 use poem_openapi::{OpenApi, OpenApiService};
 use sqlx::PgPool;
@@ -17,6 +17,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::config::{ServiceName, Settings};
+use crate::dead_letters_api::DeadLettersApi;
 use crate::problem::render_error;
 use crate::system::{count_requests, SystemApi};
 
@@ -27,6 +28,11 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a client may take to send a request's body once its headers are in (408 after).
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// At SIGTERM, how long requests in flight may take to finish (live streams are cut then).
+pub const REQUESTS_GRACE: Duration = Duration::from_secs(10);
+/// Then how long the background tasks may take to finish the messages they hold. Both fit
+/// in compose's `stop_grace_period`.
+pub const TASKS_GRACE: Duration = Duration::from_secs(10);
 
 /// One running service: its database, its bus, its background tasks.
 pub struct Service {
@@ -36,6 +42,9 @@ pub struct Service {
     pub bus: Bus,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The handler of each subscription, by consumer name: `/dead-letters/{id}/replay` runs a
+    /// parked message through the consumer that parked it.
+    handlers: Vec<(String, Arc<dyn brigade_nats::EventHandler>)>,
 }
 
 impl Service {
@@ -72,6 +81,7 @@ impl Service {
             bus,
             shutdown,
             tasks: Vec::new(),
+            handlers: Vec::new(),
         })
     }
 
@@ -82,8 +92,17 @@ impl Service {
         self.tasks.push(tokio::spawn(relay.run(shutdown)));
     }
 
-    /// Starts one durable subscription.
+    /// Starts one durable subscription, whose lag `/metrics` reports (for one that reads the
+    /// service's own stream, a read model, also its lag behind the event store).
     pub fn subscribe(&mut self, subscription: Subscription) {
+        self.handlers
+            .push((subscription.name.clone(), subscription.handler.clone()));
+        crate::system::register_subscription(
+            self.name,
+            &subscription.name,
+            subscription.source,
+            &subscription.aggregate_types,
+        );
         let runner = ConsumerRunner::new(self.pool.clone(), self.bus.clone(), subscription);
         let shutdown = self.shutdown.subscribe();
         self.tasks.push(tokio::spawn(runner.run(shutdown)));
@@ -118,7 +137,7 @@ impl Service {
     /// # Errors
     /// When the port cannot be bound.
     pub async fn serve<T, D>(
-        self,
+        mut self,
         api: T,
         links: Vec<(&'static str, &'static str)>,
         data: D,
@@ -134,14 +153,26 @@ impl Service {
             bus: Some(self.bus.clone()),
             links,
         };
+        let dead_letters = DeadLettersApi {
+            service: self.name,
+            pool: self.pool.clone(),
+            handlers: Arc::new(std::mem::take(&mut self.handlers)),
+        };
         let streams = Arc::new(Semaphore::new(self.settings.max_streams));
-        let app = application(self.name, api, system, &format!("http://{address}"))
-            .data(data)
-            .around(move |next, request| limit_streams(next, request, streams.clone()));
+        let app = application_with(
+            self.name,
+            (api, dead_letters),
+            system,
+            &format!("http://{address}"),
+        )
+        .data(data)
+        .around(move |next, request| limit_streams(next, request, streams.clone()));
         let acceptor = TcpListener::bind(address)
             .into_acceptor()
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
+        let acceptor =
+            crate::connections::CappedAcceptor::new(acceptor, self.settings.max_connections);
         let local = acceptor
             .local_addr()
             .first()
@@ -160,28 +191,45 @@ impl Service {
                         _ = stop.changed() => {}
                     }
                 },
-                Some(Duration::from_secs(10)),
+                Some(REQUESTS_GRACE),
             )
             .await?;
         self.stop().await;
         Ok(())
     }
 
-    /// Signals every background task to stop and waits for them.
+    /// Signals every background task to stop and waits for them: a consumer applies the
+    /// messages it already took, the relay ends its batch. They stop together, within
+    /// [`TASKS_GRACE`] in all (what is left then is redelivered or republished: nothing is lost).
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
-        for task in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-        }
+        let _ = tokio::time::timeout(TASKS_GRACE, futures::future::join_all(self.tasks)).await;
+        crate::telemetry::flush_traces().await;
         self.pool.close().await;
     }
 }
 
-/// The HTTP application of one service: its API and the system endpoints under one OpenAPI
-/// document, Swagger UI at `/docs`, problem+json for every error.
+/// The HTTP application of one service: its API, its dead letters (`/dead-letters`, with no
+/// consumer to replay through) and the system endpoints under one OpenAPI document, Swagger UI
+/// at `/docs`, problem+json for every error.
 pub fn application<T: OpenApi + 'static>(
     name: ServiceName,
     api: T,
+    system: SystemApi,
+    server_url: &str,
+) -> impl poem::Endpoint {
+    let dead_letters = DeadLettersApi {
+        service: name,
+        pool: system.pool.clone(),
+        handlers: Arc::default(),
+    };
+    application_with(name, (api, dead_letters), system, server_url)
+}
+
+/// [`application`] with `api` already holding the service's [`DeadLettersApi`].
+fn application_with<T: OpenApi + 'static>(
+    name: ServiceName,
+    api: (T, DeadLettersApi),
     system: SystemApi,
     server_url: &str,
 ) -> impl poem::Endpoint {
@@ -196,7 +244,7 @@ pub fn application<T: OpenApi + 'static>(
         .around(move |next, request| answer_allow(next, request, allowed.clone()))
         .around(limit_body)
         .with(Cors::new())
-        .with(Tracing)
+        .around(crate::telemetry::trace_requests)
         .around(count_requests)
         .catch_all_error(render_error)
 }
@@ -396,6 +444,7 @@ fn api_service<T: OpenApi>(
 /// The OpenAPI document of a service, as committed under `openapi/` and checked for drift.
 #[must_use]
 pub fn openapi_document<T: OpenApi>(name: ServiceName, api: T) -> String {
+    let api = (api, DeadLettersApi::described(name));
     api_service(name, api, SystemApi::described(name)).spec()
 }
 

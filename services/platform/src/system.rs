@@ -166,6 +166,7 @@ impl SystemApi {
             let _ = writeln!(out, "# TYPE brigade_dead_letters gauge");
             let _ = writeln!(out, "brigade_dead_letters{{service=\"{service}\"}} {open}");
         }
+        self.render_lag(&mut out).await;
         let _ = writeln!(out, "# TYPE brigade_consumer_lag gauge");
         for (consumer, stats) in brigade_nats::consumer::all_stats() {
             let _ = writeln!(
@@ -192,6 +193,160 @@ impl SystemApi {
         }
         out
     }
+}
+
+impl SystemApi {
+    /// How far behind each subscription of this service is: for a read model (a subscription
+    /// to the service's own stream), the events of its event store it has not applied yet and
+    /// the age of the oldest of them; for every subscription, the messages JetStream still
+    /// holds for its consumer, asked of the server now (`brigade_consumer_lag` is what the
+    /// last delivered message said, which goes stale when nothing is delivered).
+    async fn render_lag(&self, out: &mut String) {
+        let service = self.service.as_str();
+        let subscriptions = subscriptions_of(self.service);
+        let _ = writeln!(
+            out,
+            "# HELP brigade_projection_lag_events Events in the event store not yet applied to the read model."
+        );
+        let _ = writeln!(out, "# TYPE brigade_projection_lag_events gauge");
+        let _ = writeln!(
+            out,
+            "# HELP brigade_projection_lag_seconds Age of the oldest event not yet applied to the read model (0: caught up)."
+        );
+        let _ = writeln!(out, "# TYPE brigade_projection_lag_seconds gauge");
+        for subscription in subscriptions.iter().filter(|s| s.source == service) {
+            match projection_lag(
+                &self.pool,
+                &subscription.name,
+                &subscription.aggregate_types,
+            )
+            .await
+            {
+                Ok((events, seconds)) => {
+                    let labels =
+                        format!("service=\"{service}\",projection=\"{}\"", subscription.name);
+                    let _ = writeln!(out, "brigade_projection_lag_events{{{labels}}} {events}");
+                    let _ = writeln!(
+                        out,
+                        "brigade_projection_lag_seconds{{{labels}}} {seconds:.3}"
+                    );
+                }
+                Err(error) => {
+                    tracing::debug!(projection = %subscription.name, %error, "projection lag unknown");
+                }
+            }
+        }
+        let Some(bus) = &self.bus else { return };
+        let _ = writeln!(
+            out,
+            "# HELP brigade_consumer_pending_messages Messages JetStream holds for the consumer: not delivered yet, or delivered and not acknowledged."
+        );
+        let _ = writeln!(out, "# TYPE brigade_consumer_pending_messages gauge");
+        for subscription in &subscriptions {
+            let stream = bus.namespace.stream(subscription.source);
+            let info = tokio::time::timeout(Duration::from_secs(2), async {
+                bus.jetstream
+                    .get_stream_no_info(&stream)
+                    .await
+                    .ok()?
+                    .consumer_info(&subscription.name)
+                    .await
+                    .ok()
+            })
+            .await;
+            let Ok(Some(info)) = info else { continue };
+            for (state, value) in [
+                ("undelivered", info.num_pending),
+                (
+                    "unacknowledged",
+                    u64::try_from(info.num_ack_pending).unwrap_or(u64::MAX),
+                ),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "brigade_consumer_pending_messages{{service=\"{service}\",consumer=\"{}\",state=\"{state}\"}} {value}",
+                    subscription.name
+                );
+            }
+        }
+    }
+}
+
+/// Events of `aggregate_types` in the event store that the consumer `projection` has not
+/// applied (beyond its checkpoint of their aggregate), and the age in seconds of the oldest.
+/// The statement may not take more than two seconds: a scrape must never weigh on the
+/// database (on a huge backlog the metric is then missing, not wrong).
+async fn projection_lag(
+    pool: &PgPool,
+    projection: &str,
+    aggregate_types: &[String],
+) -> Result<(i64, f64), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL statement_timeout = 2000")
+        .execute(&mut *tx)
+        .await?;
+    let lag = sqlx::query_as(
+        "SELECT count(*),
+                coalesce(extract(epoch FROM clock_timestamp() - min(e.recorded_at)), 0)::float8
+         FROM events e
+         LEFT JOIN consumer_checkpoints c ON c.consumer = $1
+              AND c.aggregate_type = e.aggregate_type AND c.aggregate_id = e.aggregate_id
+         WHERE e.aggregate_type = ANY($2) AND e.sequence > coalesce(c.last_sequence, 0)",
+    )
+    .bind(projection)
+    .bind(aggregate_types)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.rollback().await?;
+    Ok(lag)
+}
+
+/// One durable subscription a service runs, as `/metrics` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SubscriptionInfo {
+    service: ServiceName,
+    name: String,
+    /// The service whose stream it reads; its own for a read model.
+    source: &'static str,
+    aggregate_types: Vec<String>,
+}
+
+fn subscriptions() -> &'static Mutex<Vec<SubscriptionInfo>> {
+    static SUBSCRIPTIONS: OnceLock<Mutex<Vec<SubscriptionInfo>>> = OnceLock::new();
+    SUBSCRIPTIONS.get_or_init(Default::default)
+}
+
+/// Records a subscription of `service` for `/metrics` (done by `Service::subscribe`; a
+/// process that runs a service twice, as some tests do, records it once).
+pub fn register_subscription(
+    service: ServiceName,
+    name: &str,
+    source: &'static str,
+    aggregate_types: &[&str],
+) {
+    let info = SubscriptionInfo {
+        service,
+        name: name.to_owned(),
+        source,
+        aggregate_types: aggregate_types.iter().map(ToString::to_string).collect(),
+    };
+    if let Ok(mut all) = subscriptions().lock() {
+        if !all.contains(&info) {
+            all.push(info);
+        }
+    }
+}
+
+fn subscriptions_of(service: ServiceName) -> Vec<SubscriptionInfo> {
+    subscriptions()
+        .lock()
+        .map(|all| {
+            all.iter()
+                .filter(|s| s.service == service)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn home_page(service: ServiceName, readiness: &Readiness, links: &[(&str, &str)]) -> String {
