@@ -9,7 +9,7 @@
 //! |---|---|
 //! | [`identity`] | [`identity::Account`] (`account`) |
 //! | [`ordering`] | [`ordering::Order`] (`order`), [`ordering::Dish`] (`dish`) |
-//! | [`kitchen`] | [`kitchen::Ticket`] (`ticket`, one per order) |
+//! | [`kitchen`] | [`kitchen::Ticket`] (`ticket`, one per order), [`kitchen::ReadyEstimate`] (`estimate`), [`kitchen::DishStock`] (`stock`, one per dish) |
 //! | [`delivery`] | [`delivery::Delivery`] (`delivery`, one per order), [`delivery::Courier`] (`courier`) |
 //!
 //! Order, Ticket and Delivery share one aggregate id: the order id.
@@ -27,7 +27,9 @@ pub mod shared;
 #[cfg(test)]
 mod test_support;
 
-pub use shared::{Actor, Address, AddressError, Allergen, Money, Role, UnknownRole};
+pub use shared::{
+    Actor, Address, AddressError, Allergen, Diet, Money, Role, UnknownName, UnknownRole,
+};
 
 /// The version every event of this crate reports through `DomainEvent::event_version`.
 /// Bump it (and add an upcaster) when an event's payload changes incompatibly.

@@ -301,6 +301,87 @@ impl fmt::Display for Allergen {
     }
 }
 
+/// A diet a customer declares on their profile. Unlike an [`Allergen`], a diet is a
+/// preference the menu helps with (dishes carry dietary tags); it never refuses an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Diet {
+    Vegetarian,
+    Vegan,
+    Pescatarian,
+    GlutenFree,
+    DairyFree,
+    Halal,
+    Kosher,
+}
+
+impl Diet {
+    pub const ALL: [Diet; 7] = [
+        Diet::Vegetarian,
+        Diet::Vegan,
+        Diet::Pescatarian,
+        Diet::GlutenFree,
+        Diet::DairyFree,
+        Diet::Halal,
+        Diet::Kosher,
+    ];
+
+    /// The same spelling as serde uses (`"vegetarian"`, `"gluten_free"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Diet::Vegetarian => "vegetarian",
+            Diet::Vegan => "vegan",
+            Diet::Pescatarian => "pescatarian",
+            Diet::GlutenFree => "gluten_free",
+            Diet::DairyFree => "dairy_free",
+            Diet::Halal => "halal",
+            Diet::Kosher => "kosher",
+        }
+    }
+}
+
+impl fmt::Display for Diet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not one of the 14 allergens, or not a known diet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} \"{value}\"")]
+pub struct UnknownName {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+impl FromStr for Allergen {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Allergen::ALL
+            .into_iter()
+            .find(|allergen| allergen.as_str() == s)
+            .ok_or_else(|| UnknownName {
+                kind: "allergen",
+                value: s.to_owned(),
+            })
+    }
+}
+
+impl FromStr for Diet {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Diet::ALL
+            .into_iter()
+            .find(|diet| diet.as_str() == s)
+            .ok_or_else(|| UnknownName {
+                kind: "diet",
+                value: s.to_owned(),
+            })
+    }
+}
+
 /// Characters (not bytes) in `text`: limits are stated to users in characters.
 pub(crate) fn char_len(text: &str) -> usize {
     text.chars().count()
@@ -429,6 +510,22 @@ mod tests {
             ..address()
         };
         assert_eq!(half.validate(), Err(AddressError::IncompleteCoordinates));
+    }
+
+    #[test]
+    fn allergens_and_diets_parse_from_their_serialized_names() {
+        for allergen in Allergen::ALL {
+            assert_eq!(allergen.as_str().parse::<Allergen>(), Ok(allergen));
+        }
+        for diet in Diet::ALL {
+            assert_eq!(diet.as_str().parse::<Diet>(), Ok(diet));
+            assert_eq!(
+                serde_json::to_value(diet).expect("a diet serializes"),
+                serde_json::json!(diet.as_str())
+            );
+        }
+        assert!("shellfish".parse::<Allergen>().is_err());
+        assert!("carnivore".parse::<Diet>().is_err());
     }
 
     #[test]

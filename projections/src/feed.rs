@@ -83,10 +83,28 @@ pub async fn since(
 }
 
 /// Fans the feed's notifications out to the live connections of this process.
+///
+/// Followers of one key (a delivery's ten thousand watchers, an order's customer) listen on a
+/// channel of that key only: with one channel for everything, each courier position woke every
+/// live connection of the process, and nine in ten only found the change was not theirs (half
+/// the delivery process's CPU per frame in the fan-out benchmark; see BENCHMARKS.md).
 #[derive(Clone)]
 pub struct FeedHub {
     sender: broadcast::Sender<Change>,
+    keyed: Keyed,
 }
+
+/// The channel of each (feed, key) someone follows.
+type Keyed = std::sync::Arc<
+    std::sync::Mutex<std::collections::HashMap<(String, String), broadcast::Sender<Change>>>,
+>;
+
+/// Changes a key's channel holds for a follower that is behind: a key changes a few times a
+/// second at most, so a follower this far behind is stuck and had better resume.
+const KEY_CHANNEL: usize = 64;
+
+/// Keys remembered before those nobody follows any more are forgotten.
+const KEYS_KEPT: usize = 4096;
 
 impl FeedHub {
     /// Starts listening; stops with `shutdown`. Reconnects after database faults (a client
@@ -94,8 +112,10 @@ impl FeedHub {
     #[must_use]
     pub fn start(pool: PgPool, mut shutdown: watch::Receiver<bool>) -> Self {
         let (sender, _) = broadcast::channel(4096);
+        let keyed = Keyed::default();
         let hub = Self {
             sender: sender.clone(),
+            keyed: keyed.clone(),
         };
         tokio::spawn(async move {
             while !*shutdown.borrow() {
@@ -116,6 +136,7 @@ impl FeedHub {
                         notification = listener.recv() => match notification {
                             Ok(notification) => {
                                 if let Some(change) = parse(notification.payload()) {
+                                    publish_keyed(&keyed, &change);
                                     let _ = sender.send(change);
                                 }
                             }
@@ -137,6 +158,7 @@ impl FeedHub {
     pub fn detached() -> Self {
         Self {
             sender: broadcast::channel(1).0,
+            keyed: Keyed::default(),
         }
     }
 
@@ -144,6 +166,33 @@ impl FeedHub {
     #[must_use]
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.sender.subscribe()
+    }
+
+    /// A receiver of the changes of one key of one feed from now on.
+    #[must_use]
+    pub fn subscribe_key(&self, feed: &str, key: &str) -> broadcast::Receiver<Change> {
+        let Ok(mut keyed) = self.keyed.lock() else {
+            // A poisoned map: every change, filtered by the follower, still reaches it.
+            return self.sender.subscribe();
+        };
+        if keyed.len() >= KEYS_KEPT {
+            keyed.retain(|_, sender| sender.receiver_count() > 0);
+        }
+        keyed
+            .entry((feed.to_owned(), key.to_owned()))
+            .or_insert_with(|| broadcast::channel(KEY_CHANNEL).0)
+            .subscribe()
+    }
+}
+
+/// Hands a change to the followers of its key, if any; forgets a key nobody follows any more.
+fn publish_keyed(keyed: &Keyed, change: &Change) {
+    let Ok(mut keyed) = keyed.lock() else { return };
+    let id = (change.feed.clone(), change.key.clone());
+    if let Some(sender) = keyed.get(&id) {
+        if sender.send(change.clone()).is_err() {
+            keyed.remove(&id);
+        }
     }
 }
 
@@ -174,7 +223,10 @@ pub fn follow(
     use futures::{FutureExt, StreamExt};
 
     // Subscribe first, then read the table: nothing committed in between is missed.
-    let live = hub.subscribe();
+    let live = match key.as_deref() {
+        Some(key) => hub.subscribe_key(feed, key),
+        None => hub.subscribe(),
+    };
     let last = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
     // A catch-up that fails ends the whole stream (the client resumes from its last id), not
     // just the catch-up: going live past a hole would lose the changes in it.
@@ -335,5 +387,30 @@ mod tests {
             })
         );
         assert_eq!(parse("x:kitchen:1"), None);
+    }
+
+    #[test]
+    fn the_followers_of_a_key_hear_of_its_changes_only() {
+        let hub = FeedHub::detached();
+        let mut first = hub.subscribe_key("live-deliveries", "a");
+        let mut second = hub.subscribe_key("live-deliveries", "a");
+        let mut other = hub.subscribe_key("live-deliveries", "b");
+        let mut other_feed = hub.subscribe_key("order-tracking", "a");
+        let change = Change {
+            id: 7,
+            feed: "live-deliveries".into(),
+            key: "a".into(),
+        };
+        publish_keyed(&hub.keyed, &change);
+        assert_eq!(first.try_recv().ok(), Some(change.clone()));
+        assert_eq!(second.try_recv().ok(), Some(change.clone()));
+        assert!(other.try_recv().is_err());
+        assert!(other_feed.try_recv().is_err());
+
+        // Once nobody follows a key, its channel is forgotten at its next change.
+        drop((first, second));
+        publish_keyed(&hub.keyed, &change);
+        let remembered = hub.keyed.lock().map(|keyed| keyed.len()).unwrap_or(0);
+        assert_eq!(remembered, 2);
     }
 }

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::feed;
+use crate::menu::AllergenName;
 
 /// The durable consumer (and feed) name of this projection.
 pub const NAME: &str = "kitchen-queue";
@@ -89,6 +90,14 @@ CREATE TABLE IF NOT EXISTS public.kitchen_estimates (
 ALTER TABLE kitchen_queue DROP COLUMN IF EXISTS estimated_ready_at;
 ",
     },
+    Migration {
+        name: "0203_kitchen_queue_allergies",
+        sql: r"
+ALTER TABLE kitchen_queue
+    ADD COLUMN allergies     jsonb NOT NULL DEFAULT '[]',
+    ADD COLUMN scheduled_for timestamptz;
+",
+    },
 ];
 
 /// Where a ticket stands.
@@ -142,6 +151,10 @@ pub struct QueuedItem {
     pub quantity: u32,
     /// The customer's note ("sans oignons"), verbatim.
     pub note: Option<String>,
+    /// The options the customer picked, as labels ("Cuisson: saignant").
+    #[serde(default)]
+    #[oai(default)]
+    pub options: Vec<String>,
     pub status: ItemState,
     pub started_at: Option<DateTime<Utc>>,
     pub ready_at: Option<DateTime<Utc>>,
@@ -181,6 +194,14 @@ pub struct QueuedTicket {
     /// The kitchen's current quote of when it will be ready, from the live load
     /// (`kitchen.estimate.ticket_estimated`); none until the first quote.
     pub estimated_ready_at: Option<DateTime<Utc>>,
+    /// The customer's declared allergens: the screen shows them as an allergy banner.
+    /// Empty: no allergy declared.
+    #[serde(default)]
+    #[oai(default)]
+    pub allergies: Vec<AllergenName>,
+    /// When a scheduled order is to be ready; absent: as soon as possible.
+    #[serde(default)]
+    pub scheduled_for: Option<DateTime<Utc>>,
 }
 
 impl QueuedTicket {
@@ -230,6 +251,8 @@ struct Row {
     version: i64,
     target_minutes: i32,
     estimated_ready_at: Option<DateTime<Utc>>,
+    allergies: Json<Vec<AllergenName>>,
+    scheduled_for: Option<DateTime<Utc>>,
 }
 
 impl Row {
@@ -247,6 +270,8 @@ impl Row {
             elapsed_seconds: 0,
             late: false,
             estimated_ready_at: self.estimated_ready_at,
+            allergies: self.allergies.0,
+            scheduled_for: self.scheduled_for,
         }
         .timed(now)
     }
@@ -262,7 +287,7 @@ fn state_of(status: &str) -> TicketState {
 }
 
 const SELECT: &str = "SELECT order_id, placed_at, status, items, reason, closed_at, version, \
-     target_minutes, e.ready_at AS estimated_ready_at \
+     target_minutes, e.ready_at AS estimated_ready_at, allergies, scheduled_for \
      FROM kitchen_queue LEFT JOIN kitchen_estimates e USING (order_id)";
 
 /// Open tickets, oldest order first, timed at `now`.
@@ -331,6 +356,21 @@ pub async fn ticket(
         .fetch_optional(pool)
         .await?;
     Ok(row.map(|row| row.into_ticket(now)))
+}
+
+/// The name a dish had on its latest ticket (the kitchen's copy of the menu keeps no names),
+/// for the record of a chef saying it ran out.
+///
+/// # Errors
+/// A database error.
+pub async fn dish_name(pool: &PgPool, dish_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT item->>'dishName' FROM kitchen_queue, jsonb_array_elements(items) AS item
+          WHERE item->>'dishId' = $1 ORDER BY placed_at DESC LIMIT 1",
+    )
+    .bind(dish_id.to_string())
+    .fetch_optional(pool)
+    .await
 }
 
 /// The kitchen's day so far: closed tickets since `since` (the start of the day).
@@ -434,15 +474,19 @@ impl EventHandler for KitchenQueue {
                 placed_at,
                 items,
                 at,
+                allergies,
+                scheduled_for,
                 ..
             } => {
                 let dish_ids: Vec<Uuid> = items.iter().map(|item| item.dish_id).collect();
                 let routes = routes(tx, &dish_ids).await?;
                 let items = queued_items(items, &routes);
                 let target = i32::try_from(target_minutes(&items)).unwrap_or(i32::MAX);
+                let allergies: Vec<AllergenName> =
+                    allergies.into_iter().map(AllergenName::from).collect();
                 sqlx::query(
-                    "INSERT INTO kitchen_queue (order_id, placed_at, opened_at, status, items, version, target_minutes)
-                     VALUES ($1, $2, $3, 'open', $4, $5, $6) ON CONFLICT (order_id) DO NOTHING",
+                    "INSERT INTO kitchen_queue (order_id, placed_at, opened_at, status, items, version, target_minutes, allergies, scheduled_for)
+                     VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8) ON CONFLICT (order_id) DO NOTHING",
                 )
                 .bind(order_id)
                 .bind(placed_at)
@@ -450,6 +494,8 @@ impl EventHandler for KitchenQueue {
                 .bind(Json(items))
                 .bind(version)
                 .bind(target)
+                .bind(Json(allergies))
+                .bind(scheduled_for)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -521,7 +567,7 @@ impl EventHandler for KitchenQueue {
         ids.dedup();
         let mut tickets: HashMap<Uuid, Option<StoredTicket>> = sqlx::query_as::<_, StoredTicket>(
             "SELECT order_id, placed_at, opened_at, status, items, reason, closed_at, version,
-                    target_minutes
+                    target_minutes, allergies, scheduled_for
                FROM kitchen_queue WHERE order_id = ANY($1)",
         )
         .bind(&ids)
@@ -561,15 +607,17 @@ impl EventHandler for KitchenQueue {
         }
         sqlx::query(
             "INSERT INTO kitchen_queue (order_id, placed_at, opened_at, status, items, reason,
-                                        closed_at, version, target_minutes)
+                                        closed_at, version, target_minutes, allergies,
+                                        scheduled_for)
              SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::text[],
                                   $5::jsonb[], $6::text[], $7::timestamptz[], $8::bigint[],
-                                  $9::integer[])
+                                  $9::integer[], $10::jsonb[], $11::timestamptz[])
              ON CONFLICT (order_id) DO UPDATE SET
                  placed_at = EXCLUDED.placed_at, opened_at = EXCLUDED.opened_at,
                  status = EXCLUDED.status, items = EXCLUDED.items, reason = EXCLUDED.reason,
                  closed_at = EXCLUDED.closed_at, version = EXCLUDED.version,
-                 target_minutes = EXCLUDED.target_minutes",
+                 target_minutes = EXCLUDED.target_minutes, allergies = EXCLUDED.allergies,
+                 scheduled_for = EXCLUDED.scheduled_for",
         )
         .bind(rows.iter().map(|t| t.order_id).collect::<Vec<_>>())
         .bind(rows.iter().map(|t| t.placed_at).collect::<Vec<_>>())
@@ -584,6 +632,12 @@ impl EventHandler for KitchenQueue {
         .bind(rows.iter().map(|t| t.closed_at).collect::<Vec<_>>())
         .bind(rows.iter().map(|t| t.version).collect::<Vec<_>>())
         .bind(rows.iter().map(|t| t.target_minutes).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|t| Json(t.allergies.0.clone()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|t| t.scheduled_for).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
         Ok(())
@@ -660,6 +714,7 @@ fn queued_items(
                 dish_name: item.dish_name,
                 quantity: item.quantity,
                 note: item.note,
+                options: item.options,
                 status: ItemState::Pending,
                 started_at: None,
                 ready_at: None,
@@ -682,6 +737,8 @@ struct StoredTicket {
     closed_at: Option<DateTime<Utc>>,
     version: i64,
     target_minutes: i32,
+    allergies: Json<Vec<AllergenName>>,
+    scheduled_for: Option<DateTime<Utc>>,
 }
 
 /// What [`KitchenQueue::handle`] does to one row, done to the row in memory (`None`: no row).
@@ -698,6 +755,8 @@ fn fold(
             placed_at,
             items,
             at,
+            allergies,
+            scheduled_for,
             ..
         } => {
             // `ON CONFLICT DO NOTHING`: a ticket opens once.
@@ -715,6 +774,8 @@ fn fold(
                 reason: None,
                 closed_at: None,
                 version,
+                allergies: Json(allergies.into_iter().map(AllergenName::from).collect()),
+                scheduled_for,
             });
         }
         TicketEvent::ItemStarted { index, at } => {
@@ -933,6 +994,7 @@ mod tests {
             dish_name: format!("Plat {index}"),
             quantity: 1,
             note: None,
+            options: Vec::new(),
             status: ItemState::Pending,
             started_at: None,
             ready_at: None,
@@ -956,6 +1018,8 @@ mod tests {
             elapsed_seconds: 0,
             late: false,
             estimated_ready_at: None,
+            allergies: Vec::new(),
+            scheduled_for: None,
         }
     }
 
@@ -1001,5 +1065,6 @@ mod tests {
         let item: QueuedItem = serde_json::from_value(stored).expect("an old item reads");
         assert_eq!(item.station, "main");
         assert_eq!(item.prep_minutes, 15);
+        assert!(item.options.is_empty());
     }
 }

@@ -380,7 +380,9 @@ impl EventHandler for LiveDeliveries {
                     tx,
                     order_id,
                     version,
-                    "status = 'ready_for_pickup', ready_at = $3",
+                    // A courier sent ahead of readiness stays assigned.
+                    "status = CASE WHEN status = 'requested' THEN 'ready_for_pickup' ELSE status END,
+                     ready_at = $3",
                     |q| q.bind(at),
                 )
                 .await?;
@@ -400,7 +402,9 @@ impl EventHandler for LiveDeliveries {
                     tx,
                     order_id,
                     version,
-                    "status = 'ready_for_pickup', courier_id = NULL, assigned_at = NULL",
+                    // Unassigned before the food is ready: it is still only requested.
+                    "status = CASE WHEN ready_at IS NULL THEN 'requested' ELSE 'ready_for_pickup' END,
+                     courier_id = NULL, assigned_at = NULL",
                     |q| q,
                 )
                 .await?;
@@ -449,6 +453,14 @@ impl EventHandler for LiveDeliveries {
                     |q| q.bind(at),
                 )
                 .await?;
+            }
+            // The route is the delivery service's to show; the page follows the change.
+            DeliveryEvent::DeliveryRouteRecorded { .. } => {
+                sqlx::query("UPDATE live_deliveries SET version = $2 WHERE order_id = $1")
+                    .bind(order_id)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         feed::record(tx, FEED, &order_id.to_string()).await?;

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use brigade_domain::ordering::{DietaryTag, Dish, DishEvent};
+use brigade_domain::ordering::{DietaryTag, Dish, DishEvent, OptionChoice, OptionGroup};
 use brigade_domain::Allergen;
 use brigade_nats::{EventHandler, HandlerError, Migration, ReceivedEvent, Subscription};
 use poem_openapi::{Enum, Object};
@@ -58,6 +58,12 @@ ALTER TABLE menu_dishes
     ADD COLUMN photo_url    text,
     ADD COLUMN visible      boolean NOT NULL DEFAULT true,
     ADD COLUMN position     integer NOT NULL DEFAULT 0;
+",
+    },
+    Migration {
+        name: "0314_menu_dishes_options",
+        sql: r"
+ALTER TABLE menu_dishes ADD COLUMN options jsonb NOT NULL DEFAULT '[]';
 ",
     },
 ];
@@ -189,6 +195,73 @@ impl From<DietaryTagName> for DietaryTag {
     }
 }
 
+/// One choice of an option group: "saignant", "fromage" (+1.50).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Object)]
+#[serde(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase")]
+pub struct MenuOptionChoice {
+    /// What an order line sends as `choiceId`.
+    pub id: Uuid,
+    pub name: String,
+    /// Added to the dish's price when picked (0 or more, in the dish's currency).
+    pub price_delta: Amount,
+}
+
+/// A group of options of a dish ("Cuisson", "Supplément"): pick between `minChoices` and
+/// `maxChoices` of its choices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Object)]
+#[serde(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase")]
+pub struct MenuOptionGroup {
+    /// What an order line sends as `groupId`.
+    pub id: Uuid,
+    pub name: String,
+    /// 1 or more makes the group required.
+    pub min_choices: u32,
+    pub max_choices: u32,
+    pub choices: Vec<MenuOptionChoice>,
+}
+
+impl From<&OptionGroup> for MenuOptionGroup {
+    fn from(group: &OptionGroup) -> Self {
+        Self {
+            id: group.id,
+            name: group.name.clone(),
+            min_choices: group.min_choices,
+            max_choices: group.max_choices,
+            choices: group
+                .choices
+                .iter()
+                .map(|choice| MenuOptionChoice {
+                    id: choice.id,
+                    name: choice.name.clone(),
+                    price_delta: Amount::from(&choice.price_delta),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&MenuOptionGroup> for OptionGroup {
+    fn from(group: &MenuOptionGroup) -> Self {
+        Self {
+            id: group.id,
+            name: group.name.clone(),
+            min_choices: group.min_choices,
+            max_choices: group.max_choices,
+            choices: group
+                .choices
+                .iter()
+                .map(|choice| OptionChoice {
+                    id: choice.id,
+                    name: choice.name.clone(),
+                    price_delta: choice.price_delta.clone().into(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One dish as the menu shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Object)]
 #[serde(rename_all = "camelCase")]
@@ -215,6 +288,9 @@ pub struct MenuDish {
     pub visible: bool,
     /// Position within its category; ties are listed in the order the dishes were added.
     pub position: u32,
+    /// Its option groups (cooking, supplements, size…), in menu order; empty for most dishes.
+    #[serde(default)]
+    pub options: Vec<MenuOptionGroup>,
 }
 
 impl MenuDish {
@@ -247,6 +323,7 @@ impl MenuDish {
             photo_url: dish.photo_url().map(ToOwned::to_owned),
             visible: dish.is_visible(),
             position: dish.position()?,
+            options: dish.options().iter().map(MenuOptionGroup::from).collect(),
         })
     }
 }
@@ -281,6 +358,7 @@ struct Row {
     photo_url: Option<String>,
     visible: bool,
     position: i32,
+    options: Json<Vec<MenuOptionGroup>>,
 }
 
 impl From<Row> for MenuDish {
@@ -303,13 +381,15 @@ impl From<Row> for MenuDish {
             photo_url: row.photo_url,
             visible: row.visible,
             position: u32::try_from(row.position).unwrap_or_default(),
+            options: row.options.0,
         }
     }
 }
 
 const SELECT: &str =
     "SELECT dish_id, name, description, category, price_amount, currency, allergens, station,
-        prep_minutes, available, unavailable_reason, dietary_tags, photo_url, visible, position
+        prep_minutes, available, unavailable_reason, dietary_tags, photo_url, visible, position,
+        options
      FROM menu_dishes";
 
 /// The menu grouped by category: every dish, available or not; hidden ones only when
@@ -513,6 +593,19 @@ impl EventHandler for MenuProjector {
                 )
                 .bind(dish_id)
                 .bind(visible)
+                .bind(at)
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+            }
+            DishEvent::DishOptionsChanged { groups, at } => {
+                let options: Vec<MenuOptionGroup> =
+                    groups.iter().map(MenuOptionGroup::from).collect();
+                sqlx::query(
+                    "UPDATE menu_dishes SET options = $2, updated_at = $3, version = $4 WHERE dish_id = $1",
+                )
+                .bind(dish_id)
+                .bind(Json(options))
                 .bind(at)
                 .bind(version)
                 .execute(&mut *tx)

@@ -192,7 +192,26 @@ pub struct TrackedLine {
     pub quantity: u32,
     /// The customer's note ("sans oignons"), verbatim.
     pub note: Option<String>,
+    /// The options picked, in menu order; `unitPrice` includes their deltas.
+    #[serde(default)]
+    #[oai(default)]
+    pub options: Vec<TrackedOption>,
     pub line_total: Amount,
+}
+
+/// An option of an order line, as it was on the menu when the order was placed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Object)]
+#[serde(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase")]
+pub struct TrackedOption {
+    pub group_id: Uuid,
+    /// The group's name ("Cuisson").
+    pub group: String,
+    pub choice_id: Uuid,
+    /// The choice's name ("saignant").
+    pub choice: String,
+    /// What it added to the dish's price.
+    pub price_delta: Amount,
 }
 
 impl From<&OrderLine> for TrackedLine {
@@ -205,6 +224,17 @@ impl From<&OrderLine> for TrackedLine {
             unit_price: Amount::from(&line.unit_price),
             quantity: line.quantity,
             note: line.note.clone(),
+            options: line
+                .options
+                .iter()
+                .map(|option| TrackedOption {
+                    group_id: option.group_id,
+                    group: option.group.clone(),
+                    choice_id: option.choice_id,
+                    choice: option.choice.clone(),
+                    price_delta: Amount::from(&option.price_delta),
+                })
+                .collect(),
             line_total: Amount::from(&line_total),
         }
     }

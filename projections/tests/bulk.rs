@@ -45,15 +45,19 @@ fn history(grill: Uuid) -> Vec<ReceivedEvent> {
                 dish_name: "Entrecôte".into(),
                 quantity: 2,
                 note: Some("saignante".into()),
+                options: vec!["Cuisson: saignant".into()],
             },
             NewTicketItem {
                 dish_id: Uuid::new_v4(),
                 dish_name: "Plat inconnu".into(),
                 quantity: 1,
                 note: None,
+                options: Vec::new(),
             },
         ],
         at: at(minute),
+        allergies: vec![brigade_domain::Allergen::Peanuts],
+        scheduled_for: None,
     };
     let ids: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
     let lives: Vec<Vec<TicketEvent>> = vec![

@@ -82,8 +82,11 @@ async fn a_rebuilt_kitchen_queue_equals_the_live_one_even_with_events_arriving_m
                 dish_name: format!("Plat {i}"),
                 quantity: 1,
                 note: None,
+                options: Vec::new(),
             })
             .collect(),
+        allergies: Vec::new(),
+        scheduled_for: None,
         at: Utc::now(),
     };
     let mut orders = Vec::new();

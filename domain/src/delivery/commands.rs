@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::Vehicle;
+use super::{RoutePoint, Vehicle};
 use crate::Address;
 
 /// Commands on a [`Delivery`](super::Delivery) (aggregate id = order id).
@@ -25,6 +25,17 @@ pub enum DeliveryCommand {
     /// Dispatch or a manager gives the delivery to a courier, replacing any previous one
     /// until pickup.
     Assign { courier_id: Uuid, at: DateTime<Utc> },
+    /// Dispatch sends a courier before the food is ready, because the kitchen expects it
+    /// ready by the time they arrive: like `Assign`, but also while the delivery is only
+    /// requested. The courier still picks up only once the ticket is ready.
+    AssignAhead { courier_id: Uuid, at: DateTime<Utc> },
+    /// Sampled points of the way of the courier carrying the food; points not after the
+    /// last one recorded are left out, so a batch recorded twice changes nothing.
+    RecordRoute {
+        courier_id: Uuid,
+        points: Vec<RoutePoint>,
+        at: DateTime<Utc>,
+    },
     /// The assigned courier turns the delivery down before pickup: it is ready for pickup
     /// again (`CourierUnassigned`), for dispatch to offer it to someone else.
     Decline { courier_id: Uuid, at: DateTime<Utc> },

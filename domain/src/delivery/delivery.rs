@@ -1,7 +1,11 @@
 //! The `Delivery` aggregate: getting one order from the kitchen's pass to the customer's door.
 //!
 //! `requested → ready_for_pickup → assigned → picked_up → delivered`, or `failed` (by the
-//! courier, once assigned) or `cancelled` (the order was cancelled, before delivery). Until
+//! courier, once assigned) or `cancelled` (the order was cancelled, before delivery). Dispatch
+//! may also send a courier *ahead* of readiness (`requested → assigned`) when the kitchen
+//! expects the food ready by the time they arrive; the food is then ready while assigned, and
+//! is picked up only once ready. While picked up, the courier's route is sampled into the
+//! delivery (`DeliveryRouteRecorded`). Until
 //! pickup a delivery may be reassigned: the previous courier is unassigned first, so every
 //! courier's workload can be followed from events alone. Commands issued by subscriptions
 //! (`Request`, `MarkReadyForPickup`, `Cancel`) are idempotent; a courier's own commands are
@@ -15,7 +19,7 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{DeliveryCommand, DeliveryError, DeliveryEvent};
+use super::{DeliveryCommand, DeliveryError, DeliveryEvent, RoutePoint};
 use crate::shared::{char_len, non_blank};
 use crate::Address;
 
@@ -81,6 +85,9 @@ struct RequestedDelivery {
     assigned_at: Option<DateTime<Utc>>,
     picked_up_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
+    /// The sampled route, as recorded so far.
+    #[serde(default)]
+    route: Vec<RoutePoint>,
 }
 
 impl Delivery {
@@ -142,6 +149,11 @@ impl Delivery {
         self.requested.as_ref().and_then(|d| d.finished_at)
     }
 
+    /// The courier's sampled route with the food, oldest point first.
+    pub fn route(&self) -> &[RoutePoint] {
+        self.requested.as_ref().map_or(&[], |d| d.route.as_slice())
+    }
+
     fn decide(&self, command: DeliveryCommand) -> Result<Vec<DeliveryEvent>, DeliveryError> {
         match command {
             DeliveryCommand::Request {
@@ -164,11 +176,58 @@ impl Delivery {
                 }])
             }
             DeliveryCommand::MarkReadyForPickup { at } => {
-                if self.existing()?.status == DeliveryStatus::Requested {
+                let delivery = self.existing()?;
+                // A courier sent ahead is waiting for the food: it is ready all the same.
+                let waiting = delivery.status == DeliveryStatus::Requested
+                    || (delivery.status == DeliveryStatus::Assigned && delivery.ready_at.is_none());
+                if waiting {
                     Ok(vec![DeliveryEvent::DeliveryReadyForPickup { at }])
                 } else {
                     Ok(Vec::new())
                 }
+            }
+            DeliveryCommand::AssignAhead { courier_id, at } => {
+                let delivery = self.existing()?;
+                if delivery.status == DeliveryStatus::Requested {
+                    return Ok(vec![DeliveryEvent::CourierAssigned { courier_id, at }]);
+                }
+                self.decide(DeliveryCommand::Assign { courier_id, at })
+            }
+            DeliveryCommand::RecordRoute {
+                courier_id,
+                points,
+                at,
+            } => {
+                let delivery = self.existing()?;
+                delivery.check_courier(
+                    "record the route of",
+                    &[DeliveryStatus::PickedUp],
+                    courier_id,
+                )?;
+                let mut after = delivery
+                    .route
+                    .last()
+                    .map(|p| p.at)
+                    .or(delivery.picked_up_at)
+                    .unwrap_or(delivery.requested_at);
+                let mut points: Vec<RoutePoint> =
+                    points.into_iter().filter(RoutePoint::is_valid).collect();
+                points.sort_by_key(|p| p.at);
+                let mut new = Vec::with_capacity(points.len());
+                for point in points {
+                    if point.at > after {
+                        after = point.at;
+                        new.push(point);
+                    }
+                }
+                if new.is_empty() {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![DeliveryEvent::DeliveryRouteRecorded {
+                    courier_id,
+                    points: new,
+                    at,
+                }])
             }
             DeliveryCommand::Assign { courier_id, at } => {
                 let delivery = self.existing()?;
@@ -208,11 +267,12 @@ impl Delivery {
                 Ok(vec![DeliveryEvent::CourierUnassigned { courier_id, at }])
             }
             DeliveryCommand::PickUp { courier_id, at } => {
-                self.existing()?.check_courier(
-                    "pick up",
-                    &[DeliveryStatus::Assigned],
-                    courier_id,
-                )?;
+                let delivery = self.existing()?;
+                delivery.check_courier("pick up", &[DeliveryStatus::Assigned], courier_id)?;
+                // A courier sent ahead of readiness waits for the kitchen.
+                if delivery.ready_at.is_none() {
+                    return Err(DeliveryError::NotReadyForPickup);
+                }
                 Ok(vec![DeliveryEvent::DeliveryPickedUp { courier_id, at }])
             }
             DeliveryCommand::Deliver {
@@ -358,10 +418,13 @@ impl Aggregate for Delivery {
                     assigned_at: None,
                     picked_up_at: None,
                     finished_at: None,
+                    route: Vec::new(),
                 });
             }
             DeliveryEvent::DeliveryReadyForPickup { at } => self.evolve(|d| {
-                d.status = DeliveryStatus::ReadyForPickup;
+                if d.status == DeliveryStatus::Requested {
+                    d.status = DeliveryStatus::ReadyForPickup;
+                }
                 d.ready_at = Some(at);
             }),
             DeliveryEvent::CourierAssigned { courier_id, at } => self.evolve(|d| {
@@ -370,7 +433,12 @@ impl Aggregate for Delivery {
                 d.assigned_at = Some(at);
             }),
             DeliveryEvent::CourierUnassigned { .. } => self.evolve(|d| {
-                d.status = DeliveryStatus::ReadyForPickup;
+                // A courier sent ahead and unassigned leaves the food still cooking.
+                d.status = if d.ready_at.is_some() {
+                    DeliveryStatus::ReadyForPickup
+                } else {
+                    DeliveryStatus::Requested
+                };
                 d.courier_id = None;
                 d.assigned_at = None;
             }),
@@ -391,6 +459,9 @@ impl Aggregate for Delivery {
                 d.status = DeliveryStatus::Cancelled;
                 d.finished_at = Some(at);
             }),
+            DeliveryEvent::DeliveryRouteRecorded { points, .. } => {
+                self.evolve(|d| d.route.extend(points));
+            }
         }
     }
 }
@@ -852,6 +923,145 @@ mod tests {
         assert_eq!(declined, reloaded);
         assert_eq!(declined.status(), Some(DeliveryStatus::ReadyForPickup));
         assert_eq!(declined.courier_id(), None);
+    }
+
+    // --- dispatch ahead of readiness -------------------------------------------------------
+
+    fn assign_ahead(courier_id: Uuid) -> DeliveryCommand {
+        DeliveryCommand::AssignAhead {
+            courier_id,
+            at: at(8),
+        }
+    }
+
+    #[test]
+    fn a_courier_sent_ahead_is_assigned_before_the_food_is_ready() {
+        DeliveryTest::with(())
+            .given(vec![requested()])
+            .when(assign_ahead(ALICE))
+            .then_expect_events(vec![DeliveryEvent::CourierAssigned {
+                courier_id: ALICE,
+                at: at(8),
+            }]);
+        // Sent ahead when the food is already ready, it is a plain assignment.
+        DeliveryTest::with(())
+            .given(vec![requested(), ready()])
+            .when(assign_ahead(ALICE))
+            .then_expect_events(vec![DeliveryEvent::CourierAssigned {
+                courier_id: ALICE,
+                at: at(8),
+            }]);
+    }
+
+    #[test]
+    fn a_courier_sent_ahead_picks_up_only_once_the_food_is_ready() {
+        let ahead = DeliveryEvent::CourierAssigned {
+            courier_id: ALICE,
+            at: at(8),
+        };
+        let pick_up = DeliveryCommand::PickUp {
+            courier_id: ALICE,
+            at: at(15),
+        };
+        DeliveryTest::with(())
+            .given(vec![requested(), ahead.clone()])
+            .when(pick_up.clone())
+            .then_expect_error(DeliveryError::NotReadyForPickup);
+        DeliveryTest::with(())
+            .given(vec![requested(), ahead.clone()])
+            .when(DeliveryCommand::MarkReadyForPickup { at: at(10) })
+            .then_expect_events(vec![ready()]);
+        DeliveryTest::with(())
+            .given(vec![requested(), ahead.clone(), ready()])
+            .when(pick_up)
+            .then_expect_events(vec![picked_up(ALICE)]);
+        let (delivery, reloaded, _) = handle_then_reload::<Delivery>(
+            vec![requested(), ahead],
+            DeliveryCommand::MarkReadyForPickup { at: at(10) },
+        );
+        assert_eq!(delivery, reloaded);
+        assert_eq!(delivery.status(), Some(DeliveryStatus::Assigned));
+        assert_eq!(delivery.ready_at(), Some(at(10)));
+    }
+
+    #[test]
+    fn a_courier_sent_ahead_who_declines_leaves_the_food_cooking() {
+        let (declined, _, _) = handle_then_reload::<Delivery>(
+            vec![
+                requested(),
+                DeliveryEvent::CourierAssigned {
+                    courier_id: ALICE,
+                    at: at(8),
+                },
+            ],
+            DeliveryCommand::Decline {
+                courier_id: ALICE,
+                at: at(9),
+            },
+        );
+        assert_eq!(declined.status(), Some(DeliveryStatus::Requested));
+    }
+
+    // --- the route ----------------------------------------------------------------------
+
+    fn point(minute: u32, second: i64) -> RoutePoint {
+        RoutePoint {
+            lat: 48.86,
+            lon: 2.34,
+            at: at(minute) + chrono::Duration::seconds(second),
+        }
+    }
+
+    fn record(points: Vec<RoutePoint>) -> DeliveryCommand {
+        DeliveryCommand::RecordRoute {
+            courier_id: ALICE,
+            points,
+            at: at(20),
+        }
+    }
+
+    #[test]
+    fn the_route_of_the_food_is_recorded_while_it_is_carried() {
+        let carried = vec![requested(), ready(), assigned(ALICE), picked_up(ALICE)];
+        DeliveryTest::with(())
+            .given(carried.clone())
+            .when(record(vec![point(16, 30), point(16, 0)]))
+            .then_expect_events(vec![DeliveryEvent::DeliveryRouteRecorded {
+                courier_id: ALICE,
+                points: vec![point(16, 0), point(16, 30)],
+                at: at(20),
+            }]);
+        // Points already recorded, or from before pickup, are left out: a batch recorded
+        // twice changes nothing.
+        let mut recorded = carried.clone();
+        recorded.push(DeliveryEvent::DeliveryRouteRecorded {
+            courier_id: ALICE,
+            points: vec![point(16, 0)],
+            at: at(17),
+        });
+        DeliveryTest::with(())
+            .given(recorded.clone())
+            .when(record(vec![point(14, 0), point(16, 0)]))
+            .then_expect_events(vec![]);
+        let (delivery, reloaded, _) =
+            handle_then_reload::<Delivery>(recorded, record(vec![point(16, 0), point(17, 0)]));
+        assert_eq!(delivery, reloaded);
+        assert_eq!(delivery.route(), [point(16, 0), point(17, 0)]);
+    }
+
+    #[test]
+    fn only_the_courier_carrying_the_food_records_its_route() {
+        DeliveryTest::with(())
+            .given(vec![requested(), ready(), assigned(ALICE)])
+            .when(record(vec![point(16, 0)]))
+            .then_expect_error(DeliveryError::WrongStatus {
+                action: "record the route of",
+                status: DeliveryStatus::Assigned,
+            });
+        DeliveryTest::with(())
+            .given(vec![requested(), ready(), assigned(BOB), picked_up(BOB)])
+            .when(record(vec![point(16, 0)]))
+            .then_expect_error(DeliveryError::NotYourDelivery);
     }
 
     // --- cancellation ---------------------------------------------------------------------

@@ -8,7 +8,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::Vehicle;
+use super::{RoutePoint, Vehicle};
 use crate::{Address, EVENT_VERSION};
 
 /// Events of a [`Delivery`](super::Delivery).
@@ -54,6 +54,13 @@ pub enum DeliveryEvent {
         courier_id: Option<Uuid>,
         at: DateTime<Utc>,
     },
+    /// Points of the courier's way with the food, sampled from their positions (see
+    /// [`RoutePoint`]), in time order, each after the last point recorded before.
+    DeliveryRouteRecorded {
+        courier_id: Uuid,
+        points: Vec<RoutePoint>,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DeliveryEvent {
@@ -68,6 +75,7 @@ impl DeliveryEvent {
             DeliveryEvent::DeliveryDelivered { .. } => "delivered",
             DeliveryEvent::DeliveryFailed { .. } => "failed",
             DeliveryEvent::DeliveryCancelled { .. } => "cancelled",
+            DeliveryEvent::DeliveryRouteRecorded { .. } => "route_recorded",
         }
     }
 
@@ -81,7 +89,8 @@ impl DeliveryEvent {
             | DeliveryEvent::DeliveryPickedUp { at, .. }
             | DeliveryEvent::DeliveryDelivered { at, .. }
             | DeliveryEvent::DeliveryFailed { at, .. }
-            | DeliveryEvent::DeliveryCancelled { at, .. } => *at,
+            | DeliveryEvent::DeliveryCancelled { at, .. }
+            | DeliveryEvent::DeliveryRouteRecorded { at, .. } => *at,
         }
     }
 }
@@ -97,6 +106,7 @@ impl DomainEvent for DeliveryEvent {
             DeliveryEvent::DeliveryDelivered { .. } => "DeliveryDelivered",
             DeliveryEvent::DeliveryFailed { .. } => "DeliveryFailed",
             DeliveryEvent::DeliveryCancelled { .. } => "DeliveryCancelled",
+            DeliveryEvent::DeliveryRouteRecorded { .. } => "DeliveryRouteRecorded",
         };
         name.to_owned()
     }

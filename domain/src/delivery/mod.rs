@@ -12,9 +12,11 @@ mod courier;
 mod delivery;
 mod errors;
 mod events;
+mod route;
 
 pub use commands::{CourierCommand, DeliveryCommand};
 pub use courier::{Courier, Vehicle};
 pub use delivery::{Delivery, DeliveryStatus};
 pub use errors::{CourierError, DeliveryError};
 pub use events::{CourierEvent, DeliveryEvent};
+pub use route::RoutePoint;

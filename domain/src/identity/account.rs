@@ -14,7 +14,10 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{AccountCommand, AccountError, AccountEvent, Email, PersonName, Phone, SavedAddress};
+use super::{
+    AccountCommand, AccountError, AccountEvent, DietaryProfile, Email, PersonName, Phone,
+    SavedAddress,
+};
 use crate::shared::{char_len, non_blank};
 use crate::{Actor, Role};
 
@@ -34,6 +37,8 @@ struct Registered {
     addresses: Vec<SavedAddress>,
     credential_version: u32,
     disabled_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    dietary: DietaryProfile,
 }
 
 impl Account {
@@ -68,6 +73,14 @@ impl Account {
 
     pub fn addresses(&self) -> &[SavedAddress] {
         self.state.as_ref().map_or(&[], |s| &s.addresses)
+    }
+
+    /// The declared allergens and diets (empty until declared).
+    pub fn dietary(&self) -> DietaryProfile {
+        self.state
+            .as_ref()
+            .map(|s| s.dietary.clone())
+            .unwrap_or_default()
     }
 
     /// The version of the password hash in the credentials table that belongs to this account's
@@ -146,6 +159,7 @@ impl Account {
                 name,
                 phone,
                 addresses,
+                dietary,
                 at,
             } => {
                 let state = self.active()?;
@@ -161,6 +175,13 @@ impl Account {
                 }
                 if let Some(wanted) = addresses {
                     events.extend(address_changes(&state.addresses, wanted, at)?);
+                }
+                if let Some(dietary) = dietary.filter(|wanted| *wanted != state.dietary) {
+                    events.push(AccountEvent::DietaryProfileChanged {
+                        allergens: dietary.allergens().to_vec(),
+                        diets: dietary.diets().to_vec(),
+                        at,
+                    });
                 }
                 Ok(events)
             }
@@ -306,6 +327,7 @@ impl Aggregate for Account {
                     addresses: Vec::new(),
                     credential_version: 1,
                     disabled_at: None,
+                    dietary: DietaryProfile::default(),
                 });
             }
             other => {
@@ -320,6 +342,9 @@ impl Aggregate for Account {
                         state.name = name;
                         state.phone = phone;
                     }
+                    AccountEvent::DietaryProfileChanged {
+                        allergens, diets, ..
+                    } => state.dietary = DietaryProfile::new(allergens, diets),
                     AccountEvent::AddressAdded {
                         address_id,
                         address,
@@ -348,7 +373,7 @@ mod tests {
 
     use super::*;
     use crate::test_support::{at, handle_then_reload};
-    use crate::{Address, AddressError};
+    use crate::{Address, AddressError, Allergen, Diet};
 
     type AccountTest = TestFramework<Account>;
 
@@ -406,6 +431,7 @@ mod tests {
             name: None,
             phone: None,
             addresses: Some(addresses),
+            dietary: None,
             at: at(1),
         }
     }
@@ -528,6 +554,7 @@ mod tests {
                 name: Some(name("Ada")),
                 phone: Some(Some(phone.clone())),
                 addresses: None,
+                dietary: None,
                 at: at(1),
             })
             .then_expect_events(vec![AccountEvent::ProfileUpdated {
@@ -545,6 +572,7 @@ mod tests {
                 name: Some(name("Ada")),
                 phone: Some(None),
                 addresses: None,
+                dietary: None,
                 at: at(1),
             })
             .then_expect_events(vec![]);
@@ -592,6 +620,36 @@ mod tests {
             .given(vec![registered(Role::Customer)])
             .when(update_addresses((1..=11).map(home).collect()))
             .then_expect_error(AccountError::TooManyAddresses { max: 10 });
+    }
+
+    #[test]
+    fn a_customer_declares_allergens_and_diets_once() {
+        let declared = DietaryProfile::new([Allergen::Peanuts, Allergen::Milk], [Diet::Vegetarian]);
+        let declare = |dietary: DietaryProfile| AccountCommand::UpdateProfile {
+            name: None,
+            phone: None,
+            addresses: None,
+            dietary: Some(dietary),
+            at: at(1),
+        };
+        let changed = AccountEvent::DietaryProfileChanged {
+            allergens: vec![Allergen::Peanuts, Allergen::Milk],
+            diets: vec![Diet::Vegetarian],
+            at: at(1),
+        };
+        AccountTest::with(())
+            .given(vec![registered(Role::Customer)])
+            .when(declare(declared.clone()))
+            .then_expect_events(vec![changed.clone()]);
+        AccountTest::with(())
+            .given(vec![registered(Role::Customer), changed.clone()])
+            .when(declare(declared))
+            .then_expect_events(vec![]);
+        let (_, reloaded, _) = handle_then_reload::<Account>(
+            vec![registered(Role::Customer), changed],
+            declare(DietaryProfile::default()),
+        );
+        assert!(reloaded.dietary().allergens().is_empty());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Email, PersonName, Phone, SavedAddress};
+use super::{DietaryProfile, Email, PersonName, Phone, SavedAddress};
 use crate::{Actor, Role};
 
 /// Commands on an [`Account`](super::Account) (aggregate id = account id).
@@ -33,11 +33,13 @@ pub enum AccountCommand {
     },
     /// The account holder changes their profile. `None` leaves a part as it is; `phone:
     /// Some(None)` removes the phone; `addresses: Some(list)` makes `list` the saved addresses
-    /// (an existing id keeps that address, a new id adds one, a missing id removes one).
+    /// (an existing id keeps that address, a new id adds one, a missing id removes one);
+    /// `dietary: Some(profile)` replaces the declared allergens and diets.
     UpdateProfile {
         name: Option<PersonName>,
         phone: Option<Option<Phone>>,
         addresses: Option<Vec<SavedAddress>>,
+        dietary: Option<DietaryProfile>,
         at: DateTime<Utc>,
     },
     /// The credentials table now holds a new password hash (the service stores it first).

@@ -22,6 +22,10 @@ pub enum AccountError {
     InvalidAddress { index: usize, error: AddressError },
     #[error("a profile may keep at most {max} addresses")]
     TooManyAddresses { max: usize },
+    #[error("\"{value}\" is not one of the 14 allergens (gluten, crustaceans, eggs, fish, peanuts, soybeans, milk, nuts, celery, mustard, sesame, sulphites, lupin, molluscs)")]
+    UnknownAllergen { index: usize, value: String },
+    #[error("\"{value}\" is not a known diet (vegetarian, vegan, pescatarian, gluten_free, dairy_free, halal, kosher)")]
+    UnknownDiet { index: usize, value: String },
     #[error("the same address id appears twice")]
     DuplicateAddressId,
     #[error("the reason is longer than {max} characters")]
@@ -53,6 +57,8 @@ impl AccountError {
             AccountError::InvalidAddress { error, .. } => error.code(),
             AccountError::TooManyAddresses { .. } => "too-many-addresses",
             AccountError::DuplicateAddressId => "duplicate-address-id",
+            AccountError::UnknownAllergen { .. } => "unknown-allergen",
+            AccountError::UnknownDiet { .. } => "unknown-diet",
             AccountError::ReasonTooLong { .. } => "reason-too-long",
             AccountError::AlreadyRegistered => "account-already-registered",
             AccountError::NotFound => "account-not-found",
@@ -81,6 +87,10 @@ impl AccountError {
                 return Some(format!("addresses[{index}].{inner}"));
             }
             AccountError::TooManyAddresses { .. } | AccountError::DuplicateAddressId => "addresses",
+            AccountError::UnknownAllergen { index, .. } => {
+                return Some(format!("allergens[{index}]"))
+            }
+            AccountError::UnknownDiet { index, .. } => return Some(format!("diets[{index}]")),
             AccountError::ReasonTooLong { .. } => "reason",
             AccountError::NotAStaffRole => "role",
             _ => return None,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Email, PersonName, Phone};
-use crate::{Actor, Address, Role, EVENT_VERSION};
+use crate::{Actor, Address, Allergen, Diet, Role, EVENT_VERSION};
 
 /// Events of an [`Account`](super::Account).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +30,13 @@ pub enum AccountEvent {
     ProfileUpdated {
         name: PersonName,
         phone: Option<Phone>,
+        at: DateTime<Utc>,
+    },
+    /// The customer's declared allergens and diets changed; both carry their new (complete,
+    /// sorted) values. The orders service keeps them to check orders against them.
+    DietaryProfileChanged {
+        allergens: Vec<Allergen>,
+        diets: Vec<Diet>,
         at: DateTime<Utc>,
     },
     AddressAdded {
@@ -69,6 +76,7 @@ impl AccountEvent {
         match self {
             AccountEvent::AccountRegistered { .. } => "registered",
             AccountEvent::ProfileUpdated { .. } => "profile_updated",
+            AccountEvent::DietaryProfileChanged { .. } => "dietary_profile_changed",
             AccountEvent::AddressAdded { .. } => "address_added",
             AccountEvent::AddressRemoved { .. } => "address_removed",
             AccountEvent::RoleGranted { .. } => "role_granted",
@@ -82,6 +90,7 @@ impl AccountEvent {
         match self {
             AccountEvent::AccountRegistered { at, .. }
             | AccountEvent::ProfileUpdated { at, .. }
+            | AccountEvent::DietaryProfileChanged { at, .. }
             | AccountEvent::AddressAdded { at, .. }
             | AccountEvent::AddressRemoved { at, .. }
             | AccountEvent::RoleGranted { at, .. }
@@ -96,6 +105,7 @@ impl DomainEvent for AccountEvent {
         let name = match self {
             AccountEvent::AccountRegistered { .. } => "AccountRegistered",
             AccountEvent::ProfileUpdated { .. } => "ProfileUpdated",
+            AccountEvent::DietaryProfileChanged { .. } => "DietaryProfileChanged",
             AccountEvent::AddressAdded { .. } => "AddressAdded",
             AccountEvent::AddressRemoved { .. } => "AddressRemoved",
             AccountEvent::RoleGranted { .. } => "RoleGranted",

@@ -21,4 +21,4 @@ pub use account::Account;
 pub use commands::AccountCommand;
 pub use errors::AccountError;
 pub use events::AccountEvent;
-pub use profile::{Email, PersonName, Phone, SavedAddress};
+pub use profile::{DietaryProfile, Email, PersonName, Phone, SavedAddress};

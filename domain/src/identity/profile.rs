@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::AccountError;
 use crate::shared::char_len;
-use crate::Address;
+use crate::{Address, Allergen, Diet};
 
 /// An e-mail address: trimmed, its domain lower-cased (domains are case-insensitive; the local
 /// part is kept as typed, because some mail servers honour its case).
@@ -159,6 +159,79 @@ pub struct SavedAddress {
     pub address: Address,
 }
 
+/// What a customer declares they cannot or will not eat: allergens (the 14 EU ones) and diets.
+/// Kept sorted and without duplicates, so two equal declarations compare equal.
+///
+/// Allergens matter beyond the profile: the orders service refuses an order whose dishes
+/// contain a declared allergen until the customer confirms it, and flags the kitchen ticket.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DietaryProfile {
+    #[serde(default)]
+    allergens: Vec<Allergen>,
+    #[serde(default)]
+    diets: Vec<Diet>,
+}
+
+impl DietaryProfile {
+    /// The declaration, sorted and deduplicated.
+    pub fn new(
+        allergens: impl IntoIterator<Item = Allergen>,
+        diets: impl IntoIterator<Item = Diet>,
+    ) -> Self {
+        let mut allergens: Vec<Allergen> = allergens.into_iter().collect();
+        allergens.sort_unstable();
+        allergens.dedup();
+        let mut diets: Vec<Diet> = diets.into_iter().collect();
+        diets.sort_unstable();
+        diets.dedup();
+        Self { allergens, diets }
+    }
+
+    /// Parses allergen and diet names as a person's client sends them (`"peanuts"`,
+    /// `"gluten_free"`; case and surrounding spaces do not matter).
+    ///
+    /// # Errors
+    /// [`AccountError::UnknownAllergen`] or [`AccountError::UnknownDiet`] naming the first
+    /// unknown name and its position.
+    pub fn parse(allergens: &[String], diets: &[String]) -> Result<Self, AccountError> {
+        let allergens = allergens
+            .iter()
+            .enumerate()
+            .map(|(index, raw)| {
+                raw.trim().to_lowercase().parse::<Allergen>().map_err(|_| {
+                    AccountError::UnknownAllergen {
+                        index,
+                        value: raw.clone(),
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let diets = diets
+            .iter()
+            .enumerate()
+            .map(|(index, raw)| {
+                raw.trim()
+                    .to_lowercase()
+                    .parse::<Diet>()
+                    .map_err(|_| AccountError::UnknownDiet {
+                        index,
+                        value: raw.clone(),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::new(allergens, diets))
+    }
+
+    pub fn allergens(&self) -> &[Allergen] {
+        &self.allergens
+    }
+
+    pub fn diets(&self) -> &[Diet] {
+        &self.diets
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +282,36 @@ mod tests {
             PersonName::parse("Ada\u{0}"),
             Err(AccountError::InvalidName)
         );
+    }
+
+    #[test]
+    fn a_dietary_profile_is_sorted_without_duplicates() {
+        let profile = DietaryProfile::new(
+            [Allergen::Milk, Allergen::Gluten, Allergen::Milk],
+            [Diet::Vegan, Diet::Vegetarian, Diet::Vegan],
+        );
+        assert_eq!(profile.allergens(), &[Allergen::Gluten, Allergen::Milk]);
+        assert_eq!(profile.diets(), &[Diet::Vegetarian, Diet::Vegan]);
+        assert_eq!(
+            profile,
+            DietaryProfile::new(
+                [Allergen::Gluten, Allergen::Milk],
+                [Diet::Vegan, Diet::Vegetarian]
+            )
+        );
+    }
+
+    #[test]
+    fn an_unknown_allergen_or_diet_is_named_with_its_position() {
+        let parsed = DietaryProfile::parse(&[" Peanuts ".into()], &["gluten_free".into()])
+            .expect("known names");
+        assert_eq!(parsed.allergens(), &[Allergen::Peanuts]);
+        let error = DietaryProfile::parse(&["milk".into(), "shellfish".into()], &[])
+            .expect_err("unknown allergen");
+        assert_eq!(error.field().as_deref(), Some("allergens[1]"));
+        assert_eq!(error.code(), "unknown-allergen");
+        let error = DietaryProfile::parse(&[], &["paleo".into()]).expect_err("unknown diet");
+        assert_eq!(error.field().as_deref(), Some("diets[0]"));
     }
 
     #[test]

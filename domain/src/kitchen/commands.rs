@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::NewTicketItem;
+use crate::{Actor, Allergen};
 
 /// Commands on a [`Ticket`](super::Ticket) (aggregate id = order id).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,6 +20,10 @@ pub enum TicketCommand {
         order_id: Uuid,
         placed_at: DateTime<Utc>,
         items: Vec<NewTicketItem>,
+        /// The customer's declared allergens (the order's allergy flag).
+        allergies: Vec<Allergen>,
+        /// When a scheduled order is to be ready.
+        scheduled_for: Option<DateTime<Utc>>,
         at: DateTime<Utc>,
     },
     /// A chef starts cooking an item.
@@ -47,6 +52,29 @@ pub enum EstimateCommand {
     Quote {
         order_id: Uuid,
         ready_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+}
+
+/// Commands on a [`DishStock`](super::DishStock) (aggregate id = dish id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all_fields = "camelCase")]
+pub enum DishStockCommand {
+    /// A chef (or a manager) says the kitchen has run out of a dish: from the screen's
+    /// "Épuisé" button, or when rejecting a ticket for want of it. Recorded every time it is
+    /// said, even twice in a row: the menu may have been put back meanwhile on the orders
+    /// side, and the chef's word must win again.
+    MarkSoldOut {
+        dish_id: Uuid,
+        dish_name: Option<String>,
+        reason: Option<String>,
+        by: Actor,
+        at: DateTime<Utc>,
+    },
+    /// The kitchen can make the dish again.
+    MarkBackInStock {
+        dish_id: Uuid,
+        by: Actor,
         at: DateTime<Utc>,
     },
 }

@@ -69,3 +69,21 @@ impl EstimateError {
         }
     }
 }
+
+/// Why a [`DishStockCommand`](super::DishStockCommand) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DishStockError {
+    #[error("the reason is longer than {max} characters")]
+    ReasonTooLong { max: usize },
+    #[error("only a chef or a manager may say what the kitchen has run out of")]
+    KitchenStaffOnly,
+}
+
+impl DishStockError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            DishStockError::ReasonTooLong { .. } => "stock-reason-too-long",
+            DishStockError::KitchenStaffOnly => "stock-kitchen-staff-only",
+        }
+    }
+}

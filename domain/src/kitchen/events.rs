@@ -1,5 +1,5 @@
-//! What happened in the kitchen: the facts published on `kitchen.ticket.*`, and the
-//! estimator's quotes on `kitchen.estimate.*`.
+//! What happened in the kitchen: the facts published on `kitchen.ticket.*`, the
+//! estimator's quotes on `kitchen.estimate.*`, and dishes running out on `kitchen.stock.*`.
 //!
 //! Externally tagged JSON (`{"ItemStarted": {...}}`), camelCase fields, version "1.0".
 
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{ItemStatus, NewTicketItem};
-use crate::EVENT_VERSION;
+use crate::{Actor, Allergen, EVENT_VERSION};
 
 /// Events of a [`Ticket`](super::Ticket). `index` is the item's 0-based position.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,6 +21,13 @@ pub enum TicketEvent {
         placed_at: DateTime<Utc>,
         items: Vec<NewTicketItem>,
         at: DateTime<Utc>,
+        /// The customer's declared allergens: the kitchen screen shows them as an allergy
+        /// banner on the ticket. Empty (and absent from older tickets): no allergy declared.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        allergies: Vec<Allergen>,
+        /// When a scheduled order is to be ready; absent: as soon as possible.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scheduled_for: Option<DateTime<Utc>>,
     },
     ItemStarted {
         index: usize,
@@ -133,6 +140,60 @@ impl DomainEvent for EstimateEvent {
     fn event_type(&self) -> String {
         match self {
             EstimateEvent::TicketEstimated { .. } => "TicketEstimated".to_owned(),
+        }
+    }
+
+    fn event_version(&self) -> String {
+        EVENT_VERSION.to_owned()
+    }
+}
+
+/// Events of a [`DishStock`](super::DishStock), published on `kitchen.stock.*`. The orders
+/// service takes a sold-out dish off the menu (`DishAvailabilityChanged`) and puts it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all_fields = "camelCase")]
+pub enum DishStockEvent {
+    /// `kitchen.stock.dish_sold_out`.
+    DishSoldOut {
+        dish_id: Uuid,
+        /// The name the kitchen knows it by (for people reading the event).
+        dish_name: Option<String>,
+        reason: Option<String>,
+        by: Actor,
+        at: DateTime<Utc>,
+    },
+    /// `kitchen.stock.dish_back_in_stock`.
+    DishBackInStock {
+        dish_id: Uuid,
+        by: Actor,
+        at: DateTime<Utc>,
+    },
+}
+
+impl DishStockEvent {
+    /// The last token of the event's subject: `kitchen.stock.{suffix}`.
+    pub fn subject_suffix(&self) -> &'static str {
+        match self {
+            DishStockEvent::DishSoldOut { .. } => "dish_sold_out",
+            DishStockEvent::DishBackInStock { .. } => "dish_back_in_stock",
+        }
+    }
+
+    /// When it happened (the command's `at`).
+    pub fn occurred_at(&self) -> DateTime<Utc> {
+        match self {
+            DishStockEvent::DishSoldOut { at, .. } | DishStockEvent::DishBackInStock { at, .. } => {
+                *at
+            }
+        }
+    }
+}
+
+impl DomainEvent for DishStockEvent {
+    fn event_type(&self) -> String {
+        match self {
+            DishStockEvent::DishSoldOut { .. } => "DishSoldOut".to_owned(),
+            DishStockEvent::DishBackInStock { .. } => "DishBackInStock".to_owned(),
         }
     }
 

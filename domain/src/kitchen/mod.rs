@@ -6,16 +6,21 @@
 //!
 //! The kitchen also quotes when each ticket will be ready: [`estimate`] is the model of its
 //! live load, and a [`ReadyEstimate`] (one per order, its own stream) records the quotes.
+//!
+//! When a dish runs out, a chef says so on a [`DishStock`] (one per dish, `kitchen.stock.*`),
+//! and the orders service takes it off the menu.
 
 mod commands;
+mod dish_stock;
 mod errors;
 pub mod estimate;
 mod events;
 mod ready_estimate;
 mod ticket;
 
-pub use commands::{EstimateCommand, TicketCommand};
-pub use errors::{EstimateError, TicketError};
-pub use events::{EstimateEvent, TicketEvent};
+pub use commands::{DishStockCommand, EstimateCommand, TicketCommand};
+pub use dish_stock::DishStock;
+pub use errors::{DishStockError, EstimateError, TicketError};
+pub use events::{DishStockEvent, EstimateEvent, TicketEvent};
 pub use ready_estimate::ReadyEstimate;
 pub use ticket::{ItemStatus, NewTicketItem, Ticket, TicketItem, TicketStatus};

@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use super::{TicketCommand, TicketError, TicketEvent};
 use crate::shared::char_len;
+use crate::Allergen;
 
 /// An item as the ticket is opened with it, copied from an order line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +36,10 @@ pub struct NewTicketItem {
     pub dish_name: String,
     pub quantity: u32,
     pub note: Option<String>,
+    /// The options the customer picked, as labels ("Cuisson: saignant"); none on tickets
+    /// opened before options existed.
+    #[serde(default)]
+    pub options: Vec<String>,
 }
 
 /// An item on the ticket with its progress.
@@ -45,6 +50,9 @@ pub struct TicketItem {
     pub dish_name: String,
     pub quantity: u32,
     pub note: Option<String>,
+    /// The options the customer picked ("Cuisson: saignant").
+    #[serde(default)]
+    pub options: Vec<String>,
     pub status: ItemStatus,
     pub started_at: Option<DateTime<Utc>>,
     pub ready_at: Option<DateTime<Utc>>,
@@ -127,6 +135,10 @@ struct OpenedTicket {
     /// When it became ready, rejected or cancelled.
     closed_at: Option<DateTime<Utc>>,
     rejection_reason: Option<String>,
+    #[serde(default)]
+    allergies: Vec<Allergen>,
+    #[serde(default)]
+    scheduled_for: Option<DateTime<Utc>>,
 }
 
 impl Ticket {
@@ -165,6 +177,16 @@ impl Ticket {
         self.opened.as_ref().and_then(|t| t.closed_at)
     }
 
+    /// The customer's declared allergens: the ticket's allergy flag (empty: none).
+    pub fn allergies(&self) -> &[Allergen] {
+        self.opened.as_ref().map_or(&[], |t| &t.allergies)
+    }
+
+    /// When a scheduled order is to be ready.
+    pub fn scheduled_for(&self) -> Option<DateTime<Utc>> {
+        self.opened.as_ref().and_then(|t| t.scheduled_for)
+    }
+
     /// Why the kitchen rejected it.
     pub fn rejection_reason(&self) -> Option<&str> {
         self.opened
@@ -193,6 +215,8 @@ impl Ticket {
                 order_id,
                 placed_at,
                 items,
+                allergies,
+                scheduled_for,
                 at,
             } => {
                 if self.is_opened() {
@@ -209,6 +233,8 @@ impl Ticket {
                     placed_at,
                     items,
                     at,
+                    allergies,
+                    scheduled_for,
                 }])
             }
             TicketCommand::StartItem { index, at } => match self.workable()?.item(index)?.status {
@@ -364,6 +390,8 @@ impl Aggregate for Ticket {
                 placed_at,
                 items,
                 at,
+                allergies,
+                scheduled_for,
             } => {
                 let items = items
                     .into_iter()
@@ -372,6 +400,7 @@ impl Aggregate for Ticket {
                         dish_name: item.dish_name,
                         quantity: item.quantity,
                         note: item.note,
+                        options: item.options,
                         status: ItemStatus::Pending,
                         started_at: None,
                         ready_at: None,
@@ -386,6 +415,8 @@ impl Aggregate for Ticket {
                     ready_at: None,
                     closed_at: None,
                     rejection_reason: None,
+                    allergies,
+                    scheduled_for,
                 });
             }
             TicketEvent::ItemStarted { index, at } => {
@@ -454,12 +485,14 @@ mod tests {
                 dish_name: "Steak frites".into(),
                 quantity: 2,
                 note: Some("medium rare".into()),
+                options: vec!["Cuisson: saignant".into()],
             },
             NewTicketItem {
                 dish_id: Uuid::from_u128(11),
                 dish_name: "Crème brûlée".into(),
                 quantity: 1,
                 note: None,
+                options: Vec::new(),
             },
         ]
     }
@@ -470,6 +503,8 @@ mod tests {
             placed_at: at(0),
             items: items(),
             at: at(1),
+            allergies: vec![Allergen::Peanuts],
+            scheduled_for: None,
         }
     }
 
@@ -479,6 +514,8 @@ mod tests {
             placed_at: at(0),
             items: items(),
             at: at(1),
+            allergies: vec![Allergen::Peanuts],
+            scheduled_for: None,
         }
     }
 
@@ -531,6 +568,24 @@ mod tests {
     }
 
     #[test]
+    fn a_ticket_opened_without_allergies_reads_from_older_events() {
+        let json = serde_json::json!({"TicketOpened": {
+            "orderId": ORDER, "placedAt": at(0), "items": [], "at": at(1)
+        }});
+        let event: TicketEvent = serde_json::from_value(json).expect("an older event reads");
+        let TicketEvent::TicketOpened {
+            allergies,
+            scheduled_for,
+            ..
+        } = event
+        else {
+            panic!("a TicketOpened");
+        };
+        assert!(allergies.is_empty());
+        assert_eq!(scheduled_for, None);
+    }
+
+    #[test]
     fn a_ticket_needs_items() {
         TicketTest::with(())
             .given_no_previous_events()
@@ -538,6 +593,8 @@ mod tests {
                 order_id: ORDER,
                 placed_at: at(0),
                 items: vec![],
+                allergies: Vec::new(),
+                scheduled_for: None,
                 at: at(1),
             })
             .then_expect_error(TicketError::EmptyTicket);
@@ -553,6 +610,8 @@ mod tests {
                 order_id: ORDER,
                 placed_at: at(0),
                 items,
+                allergies: Vec::new(),
+                scheduled_for: None,
                 at: at(1),
             })
             .then_expect_error(TicketError::InvalidQuantity { index: 1 });
@@ -965,9 +1024,12 @@ mod tests {
         assert_eq!(ticket.placed_at(), Some(at(0)));
         assert_eq!(ticket.opened_at(), Some(at(1)));
         assert_eq!(ticket.status(), Some(TicketStatus::Open));
+        assert_eq!(ticket.allergies(), &[Allergen::Peanuts]);
+        assert_eq!(ticket.scheduled_for(), None);
         assert_eq!(ticket.items()[0].status, ItemStatus::Pending);
         assert_eq!(ticket.items()[1].status, ItemStatus::InPreparation);
         assert_eq!(ticket.items()[0].note.as_deref(), Some("medium rare"));
+        assert_eq!(ticket.items()[0].options, ["Cuisson: saignant"]);
         assert!(ticket.cooking_started());
         assert!(!Ticket::default().cooking_started());
         assert_eq!(Ticket::default().status(), None);

@@ -6,12 +6,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{DietaryTag, OrderLine};
+use super::{AllergyCheck, DietaryTag, OptionGroup, OrderLine};
 use crate::{Actor, Address, Allergen, Money};
 
 /// Commands on an [`Order`](super::Order) (aggregate id = order id).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all_fields = "camelCase")]
+// `Place` carries the whole order while the other commands carry a time: a command is built
+// once and moved a few times, so its size costs nothing, and boxing `Place` would only make
+// every match on it harder to read.
+#[allow(clippy::large_enum_variant)]
 pub enum OrderCommand {
     /// A customer places a new order. Lines are snapshots of the menu taken by the service.
     Place {
@@ -20,6 +24,12 @@ pub enum OrderCommand {
         lines: Vec<OrderLine>,
         delivery_address: Address,
         contact_phone: Option<String>,
+        /// The customer's declared allergens, the lines that contain them, and whether the
+        /// customer confirmed ordering them anyway.
+        allergy: AllergyCheck,
+        /// When the customer wants the order ready, if later than as soon as possible (the
+        /// service has checked that the kitchen has room then).
+        scheduled_for: Option<DateTime<Utc>>,
         at: DateTime<Utc>,
     },
     /// The kitchen opened a ticket for the order.
@@ -89,4 +99,10 @@ pub enum DishCommand {
     /// Sets the dish's position within its category: dishes are listed by position, then in
     /// the order they were added.
     Move { position: u32, at: DateTime<Utc> },
+    /// Sets the dish's option groups (cooking, supplements, size…), replacing the previous
+    /// ones; an empty list removes them. Orders already placed keep the options they had.
+    SetOptions {
+        groups: Vec<OptionGroup>,
+        at: DateTime<Utc>,
+    },
 }

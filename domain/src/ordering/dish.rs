@@ -5,14 +5,16 @@
 //! order. Besides the essentials, a dish has dietary tags, a photo, a visibility (a hidden dish
 //! is off the customers' menu and cannot be ordered) and a position within its category. Text is trimmed and stations are lower-cased before they are recorded, so the events
 //! hold the values the menu shows. An update or availability change that changes nothing
-//! records nothing.
+//! records nothing. A dish may also have option groups (cooking, supplements, size: see
+//! [`options`](super::options)), set whole by `SetOptions`.
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{DishCommand, DishError, DishEvent};
+use super::options::valid_option_groups;
+use super::{DishCommand, DishError, DishEvent, OptionGroup};
 use crate::shared::{char_len, non_blank};
 use crate::{Allergen, Money};
 
@@ -62,6 +64,8 @@ struct ListedDish {
     photo_url: Option<String>,
     visible: bool,
     position: u32,
+    #[serde(default)]
+    options: Vec<OptionGroup>,
 }
 
 impl Dish {
@@ -139,6 +143,11 @@ impl Dish {
         self.listed.as_ref().map(|d| d.position)
     }
 
+    /// Its option groups, in menu order; empty for a dish without options (or not added).
+    pub fn options(&self) -> &[OptionGroup] {
+        self.listed.as_ref().map_or(&[], |d| &d.options)
+    }
+
     fn decide(&self, command: DishCommand) -> Result<Vec<DishEvent>, DishError> {
         match command {
             DishCommand::Add {
@@ -191,6 +200,10 @@ impl Dish {
                 let allergens = allergens.map(normalized);
                 let station = station.as_deref().map(valid_station).transpose()?;
                 let prep_minutes = prep_minutes.map(valid_prep_minutes).transpose()?;
+                // Options are priced in the dish's currency: a new currency must be theirs too.
+                if let Some(price) = &price {
+                    valid_option_groups(dish.options.clone(), &price.currency)?;
+                }
 
                 let update = DishEvent::DishUpdated {
                     name: changed(name, &dish.name),
@@ -276,6 +289,14 @@ impl Dish {
                     return Ok(Vec::new());
                 }
                 Ok(vec![DishEvent::DishMoved { position, at }])
+            }
+            DishCommand::SetOptions { groups, at } => {
+                let dish = self.listed.as_ref().ok_or(DishError::DishNotFound)?;
+                let groups = valid_option_groups(groups, &dish.price.currency)?;
+                if dish.options == groups {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![DishEvent::DishOptionsChanged { groups, at }])
             }
         }
     }
@@ -412,6 +433,7 @@ impl Aggregate for Dish {
                     photo_url: None,
                     visible: true,
                     position: 0,
+                    options: Vec::new(),
                 });
             }
             DishEvent::DishUpdated {
@@ -470,6 +492,11 @@ impl Aggregate for Dish {
             DishEvent::DishMoved { position, .. } => {
                 if let Some(dish) = &mut self.listed {
                     dish.position = position;
+                }
+            }
+            DishEvent::DishOptionsChanged { groups, .. } => {
+                if let Some(dish) = &mut self.listed {
+                    dish.options = groups;
                 }
             }
         }
@@ -923,6 +950,109 @@ mod tests {
         let fresh = handle_then_reload::<Dish>(vec![], add()).0;
         assert!(fresh.is_visible());
         assert_eq!(fresh.position(), Some(0));
+    }
+
+    fn cooking() -> Vec<OptionGroup> {
+        vec![OptionGroup {
+            id: Uuid::from_u128(100),
+            name: " Cuisson".into(),
+            min_choices: 1,
+            max_choices: 1,
+            choices: ["saignant", "à point"]
+                .into_iter()
+                .zip(101..)
+                .map(|(name, id)| crate::ordering::OptionChoice {
+                    id: Uuid::from_u128(id),
+                    name: name.into(),
+                    price_delta: Money::eur(0),
+                })
+                .collect(),
+        }]
+    }
+
+    #[test]
+    fn a_manager_sets_options_and_they_survive_a_reload() {
+        let (handled, reloaded, emitted) = handle_then_reload::<Dish>(
+            vec![added()],
+            DishCommand::SetOptions {
+                groups: cooking(),
+                at: at(6),
+            },
+        );
+        assert_eq!(handled, reloaded);
+        assert!(matches!(
+            &emitted[..],
+            [DishEvent::DishOptionsChanged { groups, .. }] if groups[0].name == "Cuisson"
+        ));
+        assert_eq!(handled.options()[0].choices.len(), 2);
+        assert_eq!(emitted[0].subject_suffix(), "options_changed");
+        assert_eq!(emitted[0].event_type(), "DishOptionsChanged");
+    }
+
+    #[test]
+    fn the_same_options_record_nothing_and_invalid_ones_nothing_either() {
+        let mut groups = cooking();
+        groups[0].name = "Cuisson".into();
+        let set = DishEvent::DishOptionsChanged {
+            groups: groups.clone(),
+            at: at(6),
+        };
+        DishTest::with(())
+            .given(vec![added(), set])
+            .when(DishCommand::SetOptions {
+                groups: cooking(),
+                at: at(7),
+            })
+            .then_expect_events(vec![]);
+        groups[0].min_choices = 2;
+        DishTest::with(())
+            .given(vec![added()])
+            .when(DishCommand::SetOptions { groups, at: at(7) })
+            .then_expect_error(DishError::InvalidOptionLimits {
+                field: "options/0/minChoices".into(),
+            });
+        DishTest::with(())
+            .given_no_previous_events()
+            .when(DishCommand::SetOptions {
+                groups: cooking(),
+                at: at(7),
+            })
+            .then_expect_error(DishError::DishNotFound);
+    }
+
+    #[test]
+    fn a_dish_with_options_keeps_their_currency() {
+        let mut groups = cooking();
+        groups[0].name = "Cuisson".into();
+        DishTest::with(())
+            .given(vec![
+                added(),
+                DishEvent::DishOptionsChanged { groups, at: at(6) },
+            ])
+            .when(
+                Changes {
+                    price: Some(Money::new(900, "CHF")),
+                    ..Changes::default()
+                }
+                .command(),
+            )
+            .then_expect_error(DishError::InvalidOptionPrice {
+                field: "options/0/choices/0/priceDelta".into(),
+                currency: "CHF".into(),
+            });
+    }
+
+    #[test]
+    fn a_dish_stored_before_options_reads_without_any() {
+        let json = serde_json::json!({"DishAdded": {
+            "dishId": DISH, "name": "Soupe", "description": "", "category": "Entrées",
+            "price": {"amount": 800, "currency": "EUR"}, "allergens": [], "station": "main",
+            "prepMinutes": 5, "available": true, "at": at(0)
+        }});
+        let event: DishEvent = serde_json::from_value(json).expect("an old event reads");
+        let mut dish = Dish::default();
+        dish.apply(event);
+        assert!(dish.options().is_empty());
     }
 
     #[test]

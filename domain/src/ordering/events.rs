@@ -8,12 +8,15 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{DietaryTag, OrderLine};
+use super::{DietaryTag, OptionGroup, OrderLine};
 use crate::{Actor, Address, Allergen, Money, EVENT_VERSION};
 
 /// Events of an [`Order`](super::Order). Every event but `OrderPlaced` is a status change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all_fields = "camelCase")]
+// As for `OrderCommand`: `OrderPlaced` carries the whole order, the others a time; events are
+// built once and moved a few times, and a boxed `OrderPlaced` would obscure every match on it.
+#[allow(clippy::large_enum_variant)]
 pub enum OrderEvent {
     OrderPlaced {
         order_id: Uuid,
@@ -23,6 +26,14 @@ pub enum OrderEvent {
         contact_phone: Option<String>,
         total: Money,
         placed_at: DateTime<Utc>,
+        /// The customer's declared allergens (empty: none declared): the kitchen flags the
+        /// ticket with them. Absent from orders placed before allergies were declared.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        allergies: Vec<Allergen>,
+        /// When the order is to be ready, for an order scheduled in a later kitchen slot;
+        /// absent for "as soon as possible".
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scheduled_for: Option<DateTime<Utc>>,
     },
     OrderAccepted {
         at: DateTime<Utc>,
@@ -146,6 +157,11 @@ pub enum DishEvent {
         position: u32,
         at: DateTime<Utc>,
     },
+    /// The dish's option groups as they now are (all of them; empty: no options).
+    DishOptionsChanged {
+        groups: Vec<OptionGroup>,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DishEvent {
@@ -158,6 +174,7 @@ impl DishEvent {
             DishEvent::DishPresentationChanged { .. } => "presentation_changed",
             DishEvent::DishVisibilityChanged { .. } => "visibility_changed",
             DishEvent::DishMoved { .. } => "moved",
+            DishEvent::DishOptionsChanged { .. } => "options_changed",
         }
     }
 
@@ -169,7 +186,8 @@ impl DishEvent {
             | DishEvent::DishAvailabilityChanged { at, .. }
             | DishEvent::DishPresentationChanged { at, .. }
             | DishEvent::DishVisibilityChanged { at, .. }
-            | DishEvent::DishMoved { at, .. } => *at,
+            | DishEvent::DishMoved { at, .. }
+            | DishEvent::DishOptionsChanged { at, .. } => *at,
         }
     }
 }
@@ -183,6 +201,7 @@ impl DomainEvent for DishEvent {
             DishEvent::DishPresentationChanged { .. } => "DishPresentationChanged",
             DishEvent::DishVisibilityChanged { .. } => "DishVisibilityChanged",
             DishEvent::DishMoved { .. } => "DishMoved",
+            DishEvent::DishOptionsChanged { .. } => "DishOptionsChanged",
         };
         name.to_owned()
     }

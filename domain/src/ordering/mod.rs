@@ -5,14 +5,21 @@
 //! delivery through system commands (`Accept`, `StartPreparation`, ...) that are idempotent, so
 //! a redelivered event from another service changes nothing.
 
+mod allergy;
 mod commands;
 mod dish;
 mod errors;
 mod events;
+mod options;
 mod order;
 
+pub use allergy::{AllergenConflict, AllergyCheck, DishAllergens};
 pub use commands::{DishCommand, OrderCommand};
 pub use dish::{DietaryTag, Dish};
 pub use errors::{DishError, OrderError};
 pub use events::{DishEvent, OrderEvent};
+pub use options::{
+    choose, valid_option_groups, ChosenOption, OptionChoice, OptionGroup, OptionPick,
+    OptionPickError,
+};
 pub use order::{Order, OrderLine, OrderStatus, StatusChange};

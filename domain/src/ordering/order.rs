@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use uuid::Uuid;
 
-use super::{OrderCommand, OrderError, OrderEvent};
+use super::{ChosenOption, OrderCommand, OrderError, OrderEvent};
 use crate::shared::{char_len, non_blank};
-use crate::{Actor, Address, Money, Role};
+use crate::{Actor, Address, Allergen, Money, Role};
 
 /// One line of an order: a snapshot of the dish as it was on the menu when the order was placed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,9 +25,14 @@ use crate::{Actor, Address, Money, Role};
 pub struct OrderLine {
     pub dish_id: Uuid,
     pub name: String,
+    /// The price of one: the dish's price plus the deltas of its `options`.
     pub unit_price: Money,
     pub quantity: u32,
     pub note: Option<String>,
+    /// The options picked (cooking, supplements…), in menu order. Orders placed before
+    /// options existed have none.
+    #[serde(default)]
+    pub options: Vec<ChosenOption>,
 }
 
 impl OrderLine {
@@ -136,14 +141,22 @@ struct PlacedOrder {
     status: OrderStatus,
     placed_at: DateTime<Utc>,
     history: Vec<StatusChange>,
+    #[serde(default)]
+    allergies: Vec<Allergen>,
+    #[serde(default)]
+    scheduled_for: Option<DateTime<Utc>>,
 }
 
 impl Order {
     pub const MAX_LINES: usize = 100;
     pub const MAX_QUANTITY: u32 = 50;
     pub const MAX_NOTE_CHARS: usize = 200;
+    /// Most options on one line (a dish has at most 10 groups of 20 choices).
+    pub const MAX_OPTIONS_PER_LINE: usize = 200;
     pub const MAX_PHONE_CHARS: usize = 30;
     pub const MAX_REASON_CHARS: usize = 500;
+    /// How far ahead an order may be scheduled.
+    pub const MAX_SCHEDULE_DAYS: i64 = 7;
 
     pub fn is_placed(&self) -> bool {
         self.placed.is_some()
@@ -184,6 +197,16 @@ impl Order {
         self.placed.as_ref().map(|o| o.placed_at)
     }
 
+    /// The allergens the customer had declared when ordering (the kitchen's allergy flag).
+    pub fn allergies(&self) -> &[Allergen] {
+        self.placed.as_ref().map_or(&[], |o| &o.allergies)
+    }
+
+    /// When a scheduled order is to be ready; `None` for "as soon as possible".
+    pub fn scheduled_for(&self) -> Option<DateTime<Utc>> {
+        self.placed.as_ref().and_then(|o| o.scheduled_for)
+    }
+
     /// Every status the order went through, oldest first, starting with `placed`.
     pub fn history(&self) -> &[StatusChange] {
         self.placed.as_ref().map_or(&[], |o| &o.history)
@@ -198,6 +221,8 @@ impl Order {
                 lines,
                 delivery_address,
                 contact_phone,
+                allergy,
+                scheduled_for,
                 at,
             } => {
                 if self.is_placed() {
@@ -217,6 +242,22 @@ impl Order {
                         max: Self::MAX_PHONE_CHARS,
                     });
                 }
+                if let Some(when) = scheduled_for {
+                    if when <= at {
+                        return Err(OrderError::ScheduleNotInFuture);
+                    }
+                    if when > at + chrono::Duration::days(Self::MAX_SCHEDULE_DAYS) {
+                        return Err(OrderError::ScheduleTooFar {
+                            max_days: Self::MAX_SCHEDULE_DAYS,
+                        });
+                    }
+                }
+                // Last, so the customer is asked to confirm only an order that can be placed.
+                if allergy.needs_confirmation() {
+                    return Err(OrderError::AllergenConfirmationRequired {
+                        conflicts: allergy.conflicts,
+                    });
+                }
                 Ok(vec![OrderEvent::OrderPlaced {
                     order_id,
                     customer_id,
@@ -225,6 +266,8 @@ impl Order {
                     contact_phone,
                     total,
                     placed_at: at,
+                    allergies: allergy.declared,
+                    scheduled_for,
                 }])
             }
             OrderCommand::Accept { at } => {
@@ -364,9 +407,33 @@ fn validate_lines(lines: Vec<OrderLine>) -> Result<Vec<OrderLine>, OrderError> {
             if item.unit_price.currency != currency {
                 return Err(OrderError::MixedCurrencies { line });
             }
+            if !options_fit(&item) {
+                return Err(OrderError::InvalidOptions {
+                    line,
+                    max: Order::MAX_OPTIONS_PER_LINE,
+                });
+            }
             Ok(item)
         })
         .collect()
+}
+
+/// Whether the line's options are few enough, each a non-negative delta in the line's currency,
+/// and all of them included in the unit price (which cannot be less than their sum).
+fn options_fit(line: &OrderLine) -> bool {
+    if line.options.len() > Order::MAX_OPTIONS_PER_LINE {
+        return false;
+    }
+    let deltas = line.options.iter().try_fold(
+        Money::zero(line.unit_price.currency.clone()),
+        |sum, option| {
+            if option.price_delta.amount < 0 {
+                return None;
+            }
+            sum.checked_add(&option.price_delta)
+        },
+    );
+    deltas.is_some_and(|deltas| deltas.amount <= line.unit_price.amount)
 }
 
 /// Sum of the line totals, with checked arithmetic. `lines` is non-empty and single-currency.
@@ -410,6 +477,8 @@ impl Aggregate for Order {
                 contact_phone,
                 total,
                 placed_at,
+                allergies,
+                scheduled_for,
             } => {
                 self.placed = Some(PlacedOrder {
                     order_id,
@@ -424,6 +493,8 @@ impl Aggregate for Order {
                         status: OrderStatus::Placed,
                         at: placed_at,
                     }],
+                    allergies,
+                    scheduled_for,
                 });
             }
             OrderEvent::OrderAccepted { at } => self.set_status(OrderStatus::Accepted, at),
@@ -447,6 +518,7 @@ mod tests {
     use cqrs_es::DomainEvent;
 
     use super::*;
+    use crate::ordering::{AllergyCheck, DishAllergens};
     use crate::test_support::{at, handle_then_reload};
     use crate::AddressError;
 
@@ -464,6 +536,7 @@ mod tests {
             unit_price: Money::eur(price),
             quantity,
             note: None,
+            options: Vec::new(),
         }
     }
 
@@ -484,6 +557,8 @@ mod tests {
             lines,
             delivery_address: address(),
             contact_phone: Some(" +33 1 23 45 67 89 ".into()),
+            allergy: AllergyCheck::default(),
+            scheduled_for: None,
             at: at(0),
         }
     }
@@ -497,6 +572,8 @@ mod tests {
             contact_phone: Some("+33 1 23 45 67 89".into()),
             total: Money::eur(3300),
             placed_at: at(0),
+            allergies: Vec::new(),
+            scheduled_for: None,
         }
     }
 
@@ -530,12 +607,153 @@ mod tests {
             .then_expect_events(vec![placed()]);
     }
 
+    fn with_option(mut line: OrderLine, delta: Money) -> OrderLine {
+        line.options.push(ChosenOption {
+            group_id: Uuid::from_u128(50),
+            group: "Supplément".into(),
+            choice_id: Uuid::from_u128(51),
+            choice: "fromage".into(),
+            price_delta: delta,
+        });
+        line
+    }
+
+    #[test]
+    fn options_are_snapshotted_and_included_in_the_unit_price() {
+        let events = OrderTest::with(())
+            .given_no_previous_events()
+            .when(place_with(vec![with_option(
+                line(1400, 2),
+                Money::eur(150),
+            )]))
+            .inspect_result()
+            .expect("placed");
+        assert!(matches!(
+            &events[..],
+            [OrderEvent::OrderPlaced { lines, total, .. }]
+                if lines[0].options[0].label() == "Supplément: fromage" && *total == Money::eur(2800)
+        ));
+    }
+
+    #[test]
+    fn options_must_be_sane_and_covered_by_the_unit_price() {
+        for delta in [Money::eur(-10), Money::new(10, "USD"), Money::eur(1401)] {
+            OrderTest::with(())
+                .given_no_previous_events()
+                .when(place_with(vec![
+                    line(800, 1),
+                    with_option(line(1400, 1), delta),
+                ]))
+                .then_expect_error(OrderError::InvalidOptions { line: 1, max: 200 });
+        }
+    }
+
+    #[test]
+    fn an_order_placed_before_options_existed_still_reads() {
+        let json = serde_json::json!({
+            "dishId": Uuid::nil(), "name": "Soupe", "quantity": 1, "note": null,
+            "unitPrice": {"amount": 800, "currency": "EUR"}
+        });
+        let line: OrderLine = serde_json::from_value(json).expect("an old line reads");
+        assert!(line.options.is_empty());
+    }
+
     #[test]
     fn an_order_cannot_be_placed_twice() {
         OrderTest::with(())
             .given(vec![placed()])
             .when(place_with(vec![line(1250, 2)]))
             .then_expect_error(OrderError::OrderAlreadyPlaced);
+    }
+
+    fn with_allergy(lines: Vec<OrderLine>, declared: &[Allergen], confirmed: bool) -> OrderCommand {
+        let mut command = place_with(lines.clone());
+        if let OrderCommand::Place { allergy, .. } = &mut command {
+            *allergy = AllergyCheck::of(
+                declared,
+                lines.iter().map(|line| DishAllergens {
+                    dish_id: line.dish_id,
+                    dish_name: &line.name,
+                    allergens: &[Allergen::Gluten, Allergen::Milk],
+                }),
+                confirmed,
+            );
+        }
+        command
+    }
+
+    #[test]
+    fn a_dish_with_a_declared_allergen_needs_the_customers_confirmation() {
+        let lines = vec![line(1250, 2)];
+        let OrderCommand::Place { allergy, .. } =
+            with_allergy(lines.clone(), &[Allergen::Milk, Allergen::Peanuts], false)
+        else {
+            panic!("a place command");
+        };
+        OrderTest::with(())
+            .given_no_previous_events()
+            .when(with_allergy(
+                lines.clone(),
+                &[Allergen::Milk, Allergen::Peanuts],
+                false,
+            ))
+            .then_expect_error(OrderError::AllergenConfirmationRequired {
+                conflicts: allergy.conflicts,
+            });
+        let events = OrderTest::with(())
+            .given_no_previous_events()
+            .when(with_allergy(
+                lines,
+                &[Allergen::Milk, Allergen::Peanuts],
+                true,
+            ))
+            .inspect_result()
+            .expect("a confirmed order is placed");
+        let [OrderEvent::OrderPlaced { allergies, .. }] = events.as_slice() else {
+            panic!("expected OrderPlaced, got {events:?}");
+        };
+        assert_eq!(allergies, &[Allergen::Peanuts, Allergen::Milk]);
+    }
+
+    #[test]
+    fn the_refusal_names_every_dish_and_allergen() {
+        let error = OrderError::AllergenConfirmationRequired {
+            conflicts: vec![crate::ordering::AllergenConflict {
+                line: 0,
+                dish_id: Uuid::from_u128(9),
+                dish_name: "Croque-monsieur".into(),
+                allergens: vec![Allergen::Gluten, Allergen::Milk],
+            }],
+        };
+        assert_eq!(error.code(), "allergen-confirmation-required");
+        assert!(error
+            .to_string()
+            .starts_with("Croque-monsieur contains gluten, milk"));
+    }
+
+    #[test]
+    fn an_order_is_scheduled_in_the_future_within_a_week() {
+        let scheduled = |when| {
+            let mut command = place_with(vec![line(1250, 1)]);
+            if let OrderCommand::Place { scheduled_for, .. } = &mut command {
+                *scheduled_for = Some(when);
+            }
+            command
+        };
+        OrderTest::with(())
+            .given_no_previous_events()
+            .when(scheduled(at(0)))
+            .then_expect_error(OrderError::ScheduleNotInFuture);
+        OrderTest::with(())
+            .given_no_previous_events()
+            .when(scheduled(at(0) + chrono::Duration::days(8)))
+            .then_expect_error(OrderError::ScheduleTooFar { max_days: 7 });
+        let (_, reloaded, _) =
+            handle_then_reload::<Order>(vec![], scheduled(at(0) + chrono::Duration::hours(2)));
+        assert_eq!(
+            reloaded.scheduled_for(),
+            Some(at(0) + chrono::Duration::hours(2))
+        );
     }
 
     #[test]
@@ -994,6 +1212,7 @@ mod properties {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::ordering::AllergyCheck;
     use crate::test_support::at;
 
     const CUSTOMER: Uuid = Uuid::from_u128(2);
@@ -1006,6 +1225,7 @@ mod properties {
                 unit_price: Money::new(price, if foreign { "USD" } else { "EUR" }),
                 quantity,
                 note: None,
+                options: Vec::new(),
             },
         )
     }
@@ -1036,6 +1256,8 @@ mod properties {
                         lon: None,
                     },
                     contact_phone: None,
+                    allergy: AllergyCheck::default(),
+                    scheduled_for: None,
                     at,
                 }
             }),

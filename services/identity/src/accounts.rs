@@ -11,7 +11,9 @@
 //! minutes old and its account still has no events. Every input is validated before the claim,
 //! so a refused request stores nothing.
 
-use brigade_domain::identity::{Account, AccountCommand, Email, PersonName, Phone, SavedAddress};
+use brigade_domain::identity::{
+    Account, AccountCommand, DietaryProfile, Email, PersonName, Phone, SavedAddress,
+};
 use brigade_domain::{Actor, Address, Role};
 use chrono::Utc;
 use uuid::Uuid;
@@ -37,6 +39,10 @@ pub struct ProfileChange {
     /// The complete new list; an entry with the id of a saved address keeps (or changes) it,
     /// an entry without id adds one.
     pub addresses: Option<Vec<(Option<Uuid>, Address)>>,
+    /// The complete new list of declared allergens (names as in the API: `"peanuts"`).
+    pub allergens: Option<Vec<String>>,
+    /// The complete new list of declared diets (`"vegetarian"`, `"gluten_free"`…).
+    pub diets: Option<Vec<String>>,
 }
 
 /// A claim older than this, whose account has no events, was left by a crashed registration.
@@ -231,7 +237,8 @@ impl Identity {
         Ok(account)
     }
 
-    /// The account holder changes their name, phone or addresses; returns the new state.
+    /// The account holder changes their name, phone, addresses, or declared allergens and
+    /// diets (published as `identity.account.dietary_profile_changed`); returns the new state.
     ///
     /// # Errors
     /// 422-type errors naming the field, or a storage error.
@@ -254,10 +261,34 @@ impl Identity {
                 })
                 .collect()
         });
+        let dietary = match (change.allergens, change.diets) {
+            (None, None) => None,
+            (allergens, diets) => {
+                let parsed = DietaryProfile::parse(
+                    allergens.as_deref().unwrap_or_default(),
+                    diets.as_deref().unwrap_or_default(),
+                )?;
+                // A list left out keeps its current value.
+                let current = self.account(account_id).await?.dietary();
+                Some(DietaryProfile::new(
+                    if allergens.is_some() {
+                        parsed.allergens().to_vec()
+                    } else {
+                        current.allergens().to_vec()
+                    },
+                    if diets.is_some() {
+                        parsed.diets().to_vec()
+                    } else {
+                        current.diets().to_vec()
+                    },
+                ))
+            }
+        };
         let command = AccountCommand::UpdateProfile {
             name,
             phone,
             addresses,
+            dietary,
             at: Utc::now(),
         };
         self.execute(account_id, command, by).await?;

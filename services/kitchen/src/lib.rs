@@ -10,6 +10,9 @@
 //!   from the kitchen's copy of the menu (fed by `orders.dish.*`);
 //! - [`estimator`]: quotes when each open ticket will be ready, from the live load, and
 //!   records the quote (the `ReadyEstimate` aggregate, published on `kitchen.estimate.*`);
+//! - dishes running out: the `DishStock` aggregate, one per dish, published on
+//!   `kitchen.stock.*` (a chef's "Épuisé", or a ticket rejected for a missing dish), which
+//!   the orders service turns into the dish leaving the menu;
 //! - [`api`]: the HTTP endpoints.
 #![forbid(unsafe_code)]
 

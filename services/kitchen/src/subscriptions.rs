@@ -2,7 +2,7 @@
 //!
 //! | subject | command on the ticket (id = order id) |
 //! |---|---|
-//! | `orders.order.placed` | `Open` — every line becomes a pending item, notes verbatim |
+//! | `orders.order.placed` | `Open` — every line becomes a pending item, notes verbatim, options as labels ("Cuisson: saignant") |
 //! | `orders.order.cancelled` | `Cancel` — the ticket leaves the queue |
 //!
 //! Both commands are idempotent on the ticket, so a redelivered event changes nothing.
@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use brigade_domain::kitchen::{NewTicketItem, Ticket, TicketCommand};
-use brigade_domain::ordering::OrderEvent;
+use brigade_domain::ordering::{ChosenOption, OrderEvent};
 use brigade_nats::store::{caused_by, handler_error, EventStore};
 use brigade_nats::{EventHandler, HandlerError, ReceivedEvent, Subscription};
 use chrono::Utc;
@@ -52,16 +52,21 @@ impl EventHandler for FromOrders {
                 order_id,
                 lines,
                 placed_at,
+                allergies,
+                scheduled_for,
                 ..
             } => TicketCommand::Open {
                 order_id,
                 placed_at,
+                allergies,
+                scheduled_for,
                 items: lines
                     .into_iter()
                     .map(|line| NewTicketItem {
                         dish_id: line.dish_id,
                         dish_name: line.name,
                         quantity: line.quantity,
+                        options: line.options.iter().map(ChosenOption::label).collect(),
                         note: line.note,
                     })
                     .collect(),

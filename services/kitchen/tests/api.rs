@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use brigade_domain::ordering::{DishEvent, OrderEvent, OrderLine};
+use brigade_domain::ordering::{ChosenOption, DishEvent, OrderEvent, OrderLine};
 use brigade_domain::{Actor, Address, Money, Role};
 use brigade_platform::testing::{drop_databases, isolated_settings, wait_ready, TestIssuer};
 use brigade_platform::{ServiceName, Settings};
@@ -83,6 +83,13 @@ impl Kitchen {
             "payload": payload,
             "metadata": {"correlation_id": id.to_string()}, "recordedAt": Utc::now(),
         });
+        // The service creates the orders stream when its consumers start, which readiness
+        // does not wait for: make sure it is there (same settings) before publishing to it.
+        let bus =
+            brigade_nats::Bus::connect(&self.settings.nats_url, self.settings.namespace.clone(), 1)
+                .await
+                .unwrap();
+        bus.ensure_stream("orders").await.unwrap();
         let client = async_nats::connect(&self.settings.nats_url).await.unwrap();
         let js = async_nats::jetstream::new(client);
         let subject = self
@@ -246,6 +253,14 @@ fn placed(order_id: Uuid, lines: usize) -> OrderEvent {
                 unit_price: Money::eur(1450),
                 quantity: 2,
                 note: (i == 0).then(|| "sans oignons".to_owned()),
+                options: if i == 0 {
+                    vec![
+                        option("Cuisson", "saignant", 0),
+                        option("Supplément", "frites", 0),
+                    ]
+                } else {
+                    Vec::new()
+                },
             })
             .collect(),
         delivery_address: Address {
@@ -258,11 +273,23 @@ fn placed(order_id: Uuid, lines: usize) -> OrderEvent {
         contact_phone: None,
         total: Money::eur(1450 * 2 * i64::try_from(lines).unwrap()),
         placed_at: Utc::now(),
+        allergies: Vec::new(),
+        scheduled_for: None,
+    }
+}
+
+fn option(group: &str, choice: &str, cents: i64) -> ChosenOption {
+    ChosenOption {
+        group_id: Uuid::new_v4(),
+        group: group.to_owned(),
+        choice_id: Uuid::new_v4(),
+        choice: choice.to_owned(),
+        price_delta: Money::eur(cents),
     }
 }
 
 #[tokio::test]
-async fn a_placed_order_becomes_a_ticket_with_its_notes_intact() {
+async fn a_placed_order_becomes_a_ticket_with_its_notes_and_options_intact() {
     let kitchen = Kitchen::start().await;
     let order_id = kitchen.place(2).await;
     let (status, tickets) = kitchen.get("/tickets", &kitchen.chef).await;
@@ -274,6 +301,11 @@ async fn a_placed_order_becomes_a_ticket_with_its_notes_intact() {
         .find(|t| t["orderId"] == order_id.to_string())
         .unwrap();
     assert_eq!(ticket["items"][0]["note"], "sans oignons");
+    assert_eq!(
+        ticket["items"][0]["options"],
+        json!(["Cuisson: saignant", "Supplément: frites"])
+    );
+    assert_eq!(ticket["items"][1]["options"], json!([]));
     assert_eq!(ticket["items"][0]["status"], "pending");
     assert_eq!(ticket["items"][1]["quantity"], 2);
     drop_databases(&kitchen.settings).await;
@@ -810,6 +842,140 @@ async fn two_chefs_on_different_items_of_one_ticket_at_once_both_succeed() {
     assert_eq!(
         kitchen.events(order_id).await,
         ["TicketOpened", "ItemStarted", "ItemStarted"]
+    );
+    drop_databases(&kitchen.settings).await;
+}
+
+#[tokio::test]
+async fn a_ticket_for_a_customer_with_allergies_carries_the_allergy_flag() {
+    let kitchen = Kitchen::start().await;
+    let order_id = Uuid::new_v4();
+    let mut event = placed(order_id, 1);
+    if let OrderEvent::OrderPlaced { allergies, .. } = &mut event {
+        *allergies = vec![
+            brigade_domain::Allergen::Peanuts,
+            brigade_domain::Allergen::Milk,
+        ];
+    }
+    kitchen.publish(order_id, 1, &event).await;
+    kitchen.wait_for_ticket(order_id).await;
+    let (_, ticket) = kitchen
+        .get(&format!("/tickets/{order_id}"), &kitchen.chef)
+        .await;
+    assert_eq!(ticket["allergies"], json!(["peanuts", "milk"]));
+    // A ticket of a customer without allergies has none.
+    let plain = kitchen.place(1).await;
+    let (_, ticket) = kitchen
+        .get(&format!("/tickets/{plain}"), &kitchen.chef)
+        .await;
+    assert_eq!(ticket["allergies"], json!([]));
+    drop_databases(&kitchen.settings).await;
+}
+
+#[tokio::test]
+async fn a_chef_marks_a_dish_sold_out_and_the_fact_is_published() {
+    let kitchen = Kitchen::start().await;
+    let order_id = kitchen.place(2).await;
+    let (_, ticket) = kitchen
+        .get(&format!("/tickets/{order_id}"), &kitchen.chef)
+        .await;
+    let dish_id: Uuid = ticket["items"][0]["dishId"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let (status, stock) = kitchen
+        .post(
+            &format!("/dishes/{dish_id}/sold-out"),
+            &kitchen.chef,
+            json!({"reason": "plus de pommes"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stock}");
+    assert_eq!(stock["soldOut"], true);
+    let pool = kitchen.pool().await;
+    let published: Vec<Value> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE aggregate_type = 'stock' AND aggregate_id = $1",
+    )
+    .bind(dish_id.to_string())
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0]["DishSoldOut"]["dishName"], "Plat 0");
+    assert_eq!(published[0]["DishSoldOut"]["reason"], "plus de pommes");
+
+    // Customers and couriers cannot; a reason too long is refused naming it; nothing stored.
+    let customer = kitchen.issuer.token(Uuid::new_v4(), Role::Customer);
+    let (status, _) = kitchen
+        .post(&format!("/dishes/{dish_id}/sold-out"), &customer, json!({}))
+        .await;
+    assert_eq!(status, 403);
+    let (status, problem) = kitchen
+        .post(
+            &format!("/dishes/{dish_id}/sold-out"),
+            &kitchen.chef,
+            json!({"reason": "x".repeat(201)}),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["field"], "reason");
+    assert_eq!(kitchen.history("stock", dish_id).await, ["DishSoldOut"]);
+
+    let (status, stock) = kitchen
+        .post(
+            &format!("/dishes/{dish_id}/back-in-stock"),
+            &kitchen.chef,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stock}");
+    assert_eq!(stock["soldOut"], false);
+    assert_eq!(
+        kitchen.history("stock", dish_id).await,
+        ["DishSoldOut", "DishBackInStock"]
+    );
+    drop_databases(&kitchen.settings).await;
+}
+
+#[tokio::test]
+async fn rejecting_a_ticket_for_a_missing_dish_marks_the_dish_sold_out() {
+    let kitchen = Kitchen::start().await;
+    let order_id = kitchen.place(2).await;
+    let (_, ticket) = kitchen
+        .get(&format!("/tickets/{order_id}"), &kitchen.chef)
+        .await;
+    let missing: Uuid = ticket["items"][1]["dishId"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let (status, problem) = kitchen
+        .post(
+            &format!("/tickets/{order_id}/reject"),
+            &kitchen.chef,
+            json!({"reason": "plus de saumon", "soldOutItems": [5]}),
+        )
+        .await;
+    assert_eq!(status, 404, "{problem}");
+    assert_eq!(problem["field"], "soldOutItems");
+    assert_eq!(kitchen.events(order_id).await, ["TicketOpened"]);
+
+    let (status, rejected) = kitchen
+        .post(
+            &format!("/tickets/{order_id}/reject"),
+            &kitchen.chef,
+            json!({"reason": "plus de saumon", "soldOutItems": [1]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{rejected}");
+    assert_eq!(rejected["status"], "rejected");
+    assert_eq!(kitchen.history("stock", missing).await, ["DishSoldOut"]);
+    assert_eq!(
+        kitchen.events(order_id).await,
+        ["TicketOpened", "TicketRejected"]
     );
     drop_databases(&kitchen.settings).await;
 }

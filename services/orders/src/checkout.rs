@@ -6,13 +6,22 @@
 //! with the line that names it. Everything else about the lines (quantities, notes, count) is
 //! the `Order` aggregate's to judge.
 //!
+//! Options (cooking, supplements…) are picked by group and choice id and checked against the
+//! dish's option groups (`brigade_domain::ordering::choose`): a required group left out, too
+//! many picks, or a choice the dish does not offer refuses the line, naming the dish and the
+//! group. The line's unit price is the dish's price plus the picked choices' deltas, and the
+//! picked names and deltas are snapshotted with it.
+//!
 //! Dishes come from the menu read model; a dish it does not have (yet) is looked up in the
 //! event store, so a dish added a moment ago, or a menu not projected because NATS is down,
 //! never stops a customer from ordering.
 
 use std::collections::HashMap;
 
-use brigade_domain::ordering::{Dish, Order, OrderLine};
+use brigade_domain::ordering::{
+    choose, Dish, OptionGroup, OptionPick, OptionPickError, Order, OrderLine,
+};
+use brigade_domain::Money;
 use brigade_nats::store;
 use brigade_projections::menu::{self, MenuDish};
 use sqlx::PgPool;
@@ -26,6 +35,15 @@ pub struct BasketItem {
     /// As sent: may be zero, negative or huge.
     pub quantity: i64,
     pub note: Option<String>,
+    /// The options picked, as sent.
+    pub options: Vec<BasketOption>,
+}
+
+/// One option picked for a basket line, as sent: ids that may not even be UUIDs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BasketOption {
+    pub group_id: String,
+    pub choice_id: String,
 }
 
 /// Why a basket cannot be priced. `line` is 0-based.
@@ -37,6 +55,18 @@ pub enum CheckoutError {
     DishUnavailable { line: usize, name: String },
     #[error("line {line}: quantity {quantity} is not a number of dishes")]
     InvalidQuantity { line: usize, quantity: i64 },
+    #[error("line {line}: {dish}: {error}")]
+    InvalidOptions {
+        line: usize,
+        dish: String,
+        error: OptionPickError,
+    },
+    #[error("line {line}: {dish}: option {value:?} is not a group and choice of this dish")]
+    MalformedOption {
+        line: usize,
+        dish: String,
+        value: String,
+    },
 }
 
 impl CheckoutError {
@@ -47,6 +77,8 @@ impl CheckoutError {
             CheckoutError::UnknownDish { .. } => "order-unknown-dish",
             CheckoutError::DishUnavailable { .. } => "order-dish-unavailable",
             CheckoutError::InvalidQuantity { .. } => "order-invalid-quantity",
+            CheckoutError::InvalidOptions { error, .. } => error.code(),
+            CheckoutError::MalformedOption { .. } => "order-option-unknown",
         }
     }
 
@@ -59,6 +91,8 @@ impl CheckoutError {
                 format!("items/{line}/dishId")
             }
             CheckoutError::InvalidQuantity { line, .. } => format!("items/{line}/quantity"),
+            CheckoutError::InvalidOptions { line, .. }
+            | CheckoutError::MalformedOption { line, .. } => format!("items/{line}/options"),
         }
     }
 }
@@ -95,13 +129,91 @@ pub async fn price(
             }
         }
     }
-    Ok(price_from(&dishes, items))
+    // Options a manager set a moment ago may not be in the read model yet: before refusing a
+    // line for its options, check them against the dish itself (once per dish).
+    let mut reloaded = Vec::new();
+    loop {
+        let priced = price_from(&dishes, items);
+        let line = match &priced {
+            Err(
+                CheckoutError::InvalidOptions { line, .. }
+                | CheckoutError::MalformedOption { line, .. },
+            ) => *line,
+            _ => return Ok(priced),
+        };
+        let Some(id) = items[line].dish_id.parse::<Uuid>().ok() else {
+            return Ok(priced);
+        };
+        if reloaded.contains(&id) {
+            return Ok(priced);
+        }
+        reloaded.push(id);
+        let loaded = store::load::<Dish>(pool, &id.to_string())
+            .await
+            .map_err(|e| MenuUnavailable(e.to_string()))?;
+        match MenuDish::from_aggregate(&loaded.aggregate) {
+            Some(dish) => {
+                dishes.insert(id, dish);
+            }
+            None => return Ok(priced),
+        }
+    }
 }
 
 /// The menu could not be read (the database is unavailable); nothing was applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the menu cannot be read: {0}")]
 pub struct MenuUnavailable(String);
+
+/// The menu's dishes of placed lines (for their allergens and preparation minutes), with the
+/// same fallback to the event store as [`price`] for a dish the read model does not have yet.
+///
+/// # Errors
+/// A database fault.
+pub async fn menu_dishes(
+    pool: &PgPool,
+    lines: &[OrderLine],
+) -> Result<HashMap<Uuid, MenuDish>, MenuUnavailable> {
+    let mut ids: Vec<Uuid> = lines.iter().map(|line| line.dish_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut dishes = menu::dishes(pool, &ids)
+        .await
+        .map_err(|e| MenuUnavailable(e.to_string()))?;
+    for id in ids {
+        if dishes.contains_key(&id) {
+            continue;
+        }
+        let loaded = store::load::<Dish>(pool, &id.to_string())
+            .await
+            .map_err(|e| MenuUnavailable(e.to_string()))?;
+        if let Some(dish) = MenuDish::from_aggregate(&loaded.aggregate) {
+            dishes.insert(id, dish);
+        }
+    }
+    Ok(dishes)
+}
+
+/// The item's picks as ids; `Err` with the first id that is not a UUID.
+fn picks(item: &BasketItem) -> Result<Vec<OptionPick>, String> {
+    item.options
+        .iter()
+        .map(|option| {
+            let group_id = option
+                .group_id
+                .parse()
+                .map_err(|_| option.group_id.clone())?;
+            let choice_id = option
+                .choice_id
+                .parse()
+                .map_err(|_| option.choice_id.clone())?;
+            Ok(OptionPick {
+                group_id,
+                choice_id,
+            })
+        })
+        .collect()
+}
 
 /// Prices `items` from `dishes` (the menu's dishes, by id).
 ///
@@ -137,12 +249,33 @@ pub fn price_from(
                     line,
                     quantity: item.quantity,
                 })?;
+            let groups: Vec<OptionGroup> = dish.options.iter().map(OptionGroup::from).collect();
+            let picks = picks(item).map_err(|value| CheckoutError::MalformedOption {
+                line,
+                dish: dish.name.clone(),
+                value,
+            })?;
+            let options =
+                choose(&groups, &picks).map_err(|error| CheckoutError::InvalidOptions {
+                    line,
+                    dish: dish.name.clone(),
+                    error,
+                })?;
+            // Deltas are bounded by the menu (and checked again by the order): no overflow.
+            let price: Money = dish.price.clone().into();
+            let unit_price = Money::new(
+                options.iter().fold(price.amount, |sum, o| {
+                    sum.saturating_add(o.price_delta.amount)
+                }),
+                price.currency,
+            );
             Ok(OrderLine {
                 dish_id: dish.id,
                 name: dish.name.clone(),
-                unit_price: dish.price.clone().into(),
+                unit_price,
                 quantity,
                 note: item.note.clone(),
+                options,
             })
         })
         .collect()
@@ -151,7 +284,7 @@ pub fn price_from(
 #[cfg(test)]
 mod tests {
     use brigade_domain::Money;
-    use brigade_projections::menu::Amount;
+    use brigade_projections::menu::{Amount, MenuOptionChoice, MenuOptionGroup};
 
     use super::*;
 
@@ -174,6 +307,7 @@ mod tests {
             photo_url: None,
             visible: true,
             position: 0,
+            options: Vec::new(),
         }
     }
 
@@ -182,6 +316,7 @@ mod tests {
             dish_id: Uuid::from_u128(id).to_string(),
             quantity,
             note: Some("sans oignons".into()),
+            options: Vec::new(),
         }
     }
 
@@ -211,6 +346,7 @@ mod tests {
             dish_id: "steak".into(),
             quantity: 1,
             note: None,
+            options: Vec::new(),
         };
         assert_eq!(
             price_from(&menu(), &[malformed])
@@ -238,5 +374,95 @@ mod tests {
         let error = price_from(&menu(), &[item(1, -1)]).expect_err("negative");
         assert_eq!(error.field(), "items/0/quantity");
         assert!(price_from(&menu(), &[item(1, 0)]).is_ok());
+    }
+
+    fn steak_with_options() -> HashMap<Uuid, MenuDish> {
+        let mut dish = menu_dish(3, 2400, true);
+        let choice = |id: u128, name: &str, cents: i64| MenuOptionChoice {
+            id: Uuid::from_u128(id),
+            name: name.into(),
+            price_delta: Amount {
+                amount: cents,
+                currency: "EUR".into(),
+            },
+        };
+        dish.options = vec![
+            MenuOptionGroup {
+                id: Uuid::from_u128(30),
+                name: "Cuisson".into(),
+                min_choices: 1,
+                max_choices: 1,
+                choices: vec![choice(31, "saignant", 0), choice(32, "à point", 0)],
+            },
+            MenuOptionGroup {
+                id: Uuid::from_u128(40),
+                name: "Supplément".into(),
+                min_choices: 0,
+                max_choices: 2,
+                choices: vec![choice(41, "fromage", 150), choice(42, "œuf", 100)],
+            },
+        ];
+        HashMap::from([(dish.id, dish)])
+    }
+
+    fn steak(picks: &[(u128, u128)]) -> BasketItem {
+        BasketItem {
+            options: picks
+                .iter()
+                .map(|(group, choice)| BasketOption {
+                    group_id: Uuid::from_u128(*group).to_string(),
+                    choice_id: Uuid::from_u128(*choice).to_string(),
+                })
+                .collect(),
+            ..item(3, 2)
+        }
+    }
+
+    #[test]
+    fn picked_options_are_snapshotted_and_priced_into_the_line() {
+        let lines = price_from(
+            &steak_with_options(),
+            &[steak(&[(40, 42), (30, 31), (40, 41)])],
+        )
+        .expect("priced");
+        assert_eq!(lines[0].unit_price, Money::eur(2400 + 150 + 100));
+        assert_eq!(lines[0].line_total(), Some(Money::eur(2 * 2650)));
+        let labels: Vec<String> = lines[0].options.iter().map(|o| o.label()).collect();
+        assert_eq!(
+            labels,
+            [
+                "Cuisson: saignant",
+                "Supplément: fromage",
+                "Supplément: œuf"
+            ]
+        );
+    }
+
+    #[test]
+    fn options_that_do_not_fit_the_dish_are_refused_naming_dish_and_group() {
+        let error =
+            price_from(&steak_with_options(), &[steak(&[(40, 41)])]).expect_err("no cooking");
+        assert_eq!(error.code(), "order-option-required");
+        assert_eq!(error.field(), "items/0/options");
+        assert!(error.to_string().contains("Dish 3") && error.to_string().contains("Cuisson"));
+        let error = price_from(&steak_with_options(), &[steak(&[(30, 31), (30, 32)])])
+            .expect_err("two cookings");
+        assert_eq!(error.code(), "order-option-too-many");
+        let error = price_from(&steak_with_options(), &[steak(&[(30, 41)])]).expect_err("unknown");
+        assert_eq!(error.code(), "order-option-unknown");
+        let mut malformed = steak(&[(30, 31)]);
+        malformed.options[0].choice_id = "bleu".into();
+        let error = price_from(&steak_with_options(), &[malformed]).expect_err("not an id");
+        assert_eq!(error.code(), "order-option-unknown");
+        // A dish without options takes none.
+        let error = price_from(
+            &menu(),
+            &[BasketItem {
+                options: steak(&[(30, 31)]).options,
+                ..item(1, 1)
+            }],
+        )
+        .expect_err("no options here");
+        assert_eq!(error.code(), "order-option-unknown");
     }
 }

@@ -5,7 +5,10 @@
 //!   (`orders.order.*`), stored by postgres-es in the `orders` database;
 //! - [`starter_menu`]: the French bistro menu a new installation starts with;
 //! - [`checkout`]: a customer's basket priced from the menu, never from the client;
-//! - [`idempotency`]: `Idempotency-Key`, so a retried `POST /orders` places one order;
+//! - [`idempotency`]: `Idempotency-Key`, so a retried `POST /orders` places one order (keys
+//!   expire after 24 hours, purged hourly by a background task);
+//! - [`dietary_profiles`]: customers' declared allergens (from identity), checked at checkout;
+//! - [`kitchen_capacity`]: tickets per 15-minute slot, the quoted ready time, full slots;
 //! - [`subscriptions`]: what an order does when the kitchen or the delivery says something;
 //! - read models: the menu (`brigade_projections::menu`) and order tracking
 //!   (`brigade_projections::order_tracking`), fed by the service's own stream (plus the
@@ -15,7 +18,9 @@
 
 pub mod api;
 pub mod checkout;
+pub mod dietary_profiles;
 pub mod idempotency;
+pub mod kitchen_capacity;
 pub mod starter_menu;
 pub mod subscriptions;
 
@@ -39,9 +44,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             menu::MIGRATIONS,
             order_tracking::MIGRATIONS,
             idempotency::MIGRATIONS,
+            kitchen_capacity::MIGRATIONS,
+            dietary_profiles::MIGRATIONS,
         ],
     )
     .await?;
+    let capacity = kitchen_capacity::KitchenCapacity::new(
+        service.pool.clone(),
+        service.settings.kitchen_slot_capacity,
+    );
     let orders = brigade_nats::store::event_store::<Order>(service.pool.clone(), ());
     let dishes = brigade_nats::store::event_store::<Dish>(service.pool.clone(), ());
     starter_menu::seed(&dishes).await?;
@@ -54,6 +65,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     service.spawn(move |shutdown| {
         brigade_platform::auth::follow_disabled_accounts(bus, guard, shutdown)
     });
+    let pool = service.pool.clone();
+    service.spawn(move |shutdown| idempotency::purge_task(pool, shutdown));
     let hub = feed::FeedHub::start(service.pool.clone(), service.shutdown_signal());
     let api = (
         api::MenuApi {
@@ -64,6 +77,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             pool: service.pool.clone(),
             orders,
             hub,
+            capacity: capacity.clone(),
+        },
+        api::ReadyTimeApi {
+            pool: service.pool.clone(),
+            capacity,
         },
     );
     service
@@ -95,8 +113,13 @@ pub fn openapi_document() -> String {
         },
         api::OrdersApi {
             pool: pool.clone(),
-            orders: brigade_nats::store::event_store::<Order>(pool, ()),
+            orders: brigade_nats::store::event_store::<Order>(pool.clone(), ()),
             hub: feed::FeedHub::detached(),
+            capacity: kitchen_capacity::KitchenCapacity::new(pool.clone(), None),
+        },
+        api::ReadyTimeApi {
+            pool: pool.clone(),
+            capacity: kitchen_capacity::KitchenCapacity::new(pool, None),
         },
     );
     brigade_platform::runtime::openapi_document(ServiceName::Orders, api)
@@ -112,6 +135,7 @@ pub fn consumers(pool: &sqlx::PgPool) -> Vec<brigade_nats::Subscription> {
     all.push(menu::subscription());
     all.push(order_tracking::subscription());
     all.push(order_tracking::estimates_subscription());
+    all.push(kitchen_capacity::subscription());
     all
 }
 
@@ -125,6 +149,7 @@ mod tests {
             "/menu",
             "/menu/dishes",
             "/menu/dishes/{dish_id}",
+            "/menu/ready-time",
             "/orders",
             "/orders/board",
             "/orders/{order_id}",

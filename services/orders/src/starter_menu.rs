@@ -5,8 +5,12 @@
 //! like any other). Each dish's id is derived from its slug (UUID v5), so a restart, or two
 //! replicas starting together, never add a dish twice: the aggregate refuses the second `Add`,
 //! and that refusal is expected. A dish a manager has since changed keeps its changes.
+//!
+//! A few dishes come with options ([`OPTIONS`]: the steak's cooking, supplements, a glass or a
+//! jug), set right after the dish is added; their ids are derived from the slug and the names
+//! too. No option adds an allergen its dish does not declare.
 
-use brigade_domain::ordering::{Dish, DishCommand, DishError};
+use brigade_domain::ordering::{Dish, DishCommand, DishError, OptionChoice, OptionGroup};
 use brigade_domain::{Allergen, Money};
 use brigade_nats::store::{CommandMetadata, EventStore};
 use chrono::Utc;
@@ -102,6 +106,77 @@ pub const DISHES: &[StarterDish] = &[
     dish("cafe", "Café expresso", "Arabica torréfié à Paris", "Boissons", 250, &[], "bar", 2),
 ];
 
+/// An option group of a starter dish: `(choice, EUR cents)` pairs.
+#[derive(Debug, Clone, Copy)]
+pub struct StarterOptionGroup {
+    pub name: &'static str,
+    pub min_choices: u32,
+    pub max_choices: u32,
+    pub choices: &'static [(&'static str, i64)],
+}
+
+const fn group(
+    name: &'static str,
+    min_choices: u32,
+    max_choices: u32,
+    choices: &'static [(&'static str, i64)],
+) -> StarterOptionGroup {
+    StarterOptionGroup {
+        name,
+        min_choices,
+        max_choices,
+        choices,
+    }
+}
+
+/// The starter dishes that have options, by slug.
+#[rustfmt::skip] // a table reads best as a table
+pub const OPTIONS: &[(&str, &[StarterOptionGroup])] = &[
+    ("steak-frites", &[
+        group("Cuisson", 1, 1, &[("bleu", 0), ("saignant", 0), ("à point", 0), ("bien cuit", 0)]),
+        group("Supplément", 0, 3, &[("sauce au poivre en plus", 150), ("frites en plus", 250), ("salade verte", 200)]),
+    ]),
+    ("croque-monsieur", &[
+        group("Supplément", 0, 2, &[("jambon en plus", 150), ("comté en plus", 100)]),
+    ]),
+    ("tarte-tatin", &[
+        group("Accompagnement", 0, 1, &[("boule de glace vanille", 200)]),
+    ]),
+    ("eau-minerale", &[
+        group("Eau", 1, 1, &[("plate", 0), ("gazeuse", 0)]),
+    ]),
+    ("vin-rouge", &[
+        group("Contenance", 1, 1, &[("verre (12 cl)", 0), ("pichet (25 cl)", 550)]),
+    ]),
+];
+
+/// The option groups of the starter dish with this slug (none for most), with stable ids.
+#[must_use]
+pub fn option_groups(slug: &str) -> Vec<OptionGroup> {
+    let groups = OPTIONS
+        .iter()
+        .find(|(dish, _)| *dish == slug)
+        .map_or(&[][..], |(_, groups)| *groups);
+    groups
+        .iter()
+        .map(|group| OptionGroup {
+            id: dish_id(&format!("{slug}/{}", group.name)),
+            name: group.name.to_owned(),
+            min_choices: group.min_choices,
+            max_choices: group.max_choices,
+            choices: group
+                .choices
+                .iter()
+                .map(|(name, cents)| OptionChoice {
+                    id: dish_id(&format!("{slug}/{}/{name}", group.name)),
+                    name: (*name).to_owned(),
+                    price_delta: Money::eur(*cents),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 /// Adds every starter dish the menu does not have yet.
 ///
 /// # Errors
@@ -128,7 +203,26 @@ pub async fn seed(dishes: &EventStore<Dish>) -> anyhow::Result<()> {
             .execute_with_metadata(&id.to_string(), command, metadata.clone().into_map())
             .await
         {
-            Ok(()) => added += 1,
+            Ok(()) => {
+                added += 1;
+                let groups = option_groups(starter.slug);
+                if !groups.is_empty() {
+                    let command = DishCommand::SetOptions {
+                        groups,
+                        at: Utc::now(),
+                    };
+                    dishes
+                        .execute_with_metadata(
+                            &id.to_string(),
+                            command,
+                            metadata.clone().into_map(),
+                        )
+                        .await
+                        .map_err(|error| {
+                            anyhow::anyhow!("cannot set the options of {}: {error}", starter.name)
+                        })?;
+                }
+            }
             // Already on the menu (a restart), or being added by another replica right now.
             Err(
                 AggregateError::UserError(DishError::DishAlreadyExists)
@@ -167,6 +261,21 @@ mod tests {
         assert_eq!(ids.len(), DISHES.len());
         assert_eq!(dish_id("creme-brulee"), dish_id("creme-brulee"));
         assert_ne!(dish_id("creme-brulee"), dish_id("tarte-tatin"));
+    }
+
+    #[test]
+    fn starter_options_are_valid_options_of_starter_dishes() {
+        for (slug, _) in OPTIONS {
+            assert!(DISHES.iter().any(|d| d.slug == *slug), "{slug}");
+            let groups = option_groups(slug);
+            assert_eq!(
+                brigade_domain::ordering::valid_option_groups(groups.clone(), "EUR"),
+                Ok(groups),
+                "{slug}"
+            );
+        }
+        assert_eq!(option_groups("steak-frites")[0].choices.len(), 4);
+        assert!(option_groups("boeuf-bourguignon").is_empty());
     }
 
     #[test]

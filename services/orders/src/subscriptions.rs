@@ -10,6 +10,15 @@
 //! | `delivery.delivery.picked_up` | `MarkOutForDelivery` |
 //! | `delivery.delivery.delivered` | `MarkDelivered` |
 //!
+//! Besides orders:
+//!
+//! | subject | what the orders service does |
+//! |---|---|
+//! | `kitchen.stock.dish_sold_out` | `Dish::ChangeAvailability { available: false }`: off the menu |
+//! | `kitchen.stock.dish_back_in_stock` | `Dish::ChangeAvailability { available: true }` |
+//! | `identity.account.dietary_profile_changed` | keeps the customer's declared allergens (`dietary_profiles`) |
+//! | `kitchen.ticket.*`, `kitchen.estimate.*` | the kitchen's load per slot (`kitchen_capacity`) |
+//!
 //! A pickup normally follows the kitchen's `ready`, but the two arrive through two independent
 //! consumers: when the pickup comes first, it waits (retried with a growing delay, a few
 //! seconds at most) for the kitchen's `ready`, so the order's history keeps every step with the
@@ -30,11 +39,17 @@
 use std::sync::Arc;
 
 use brigade_domain::delivery::DeliveryEvent;
+use brigade_domain::kitchen::DishStockEvent;
 use brigade_domain::kitchen::TicketEvent;
-use brigade_domain::ordering::{Order, OrderCommand, OrderStatus};
+use brigade_domain::ordering::{Dish, DishCommand, DishError, Order, OrderCommand, OrderStatus};
+use brigade_domain::{Allergen, Diet};
 use brigade_nats::store::{self, caused_by, handler_error, EventStore};
 use brigade_nats::{EventHandler, HandlerError, ReceivedEvent, Subscription};
+use chrono::{DateTime, Utc};
+use cqrs_es::AggregateError;
+use serde::Deserialize;
 use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
 
 /// Deliveries of a pickup that wait for the kitchen's `ready` before the order moves on
 /// without it (about six seconds with the consumer's growing delay).
@@ -53,12 +68,135 @@ pub fn all(pool: PgPool, orders: EventStore<Order>) -> Vec<Subscription> {
             }),
         },
         Subscription {
+            name: "orders-from-kitchen-stock".to_owned(),
+            source: "kitchen",
+            aggregate_types: vec!["stock"],
+            handler: Arc::new(FromKitchenStock {
+                dishes: store::event_store::<Dish>(pool.clone(), ()),
+            }),
+        },
+        Subscription {
+            name: "orders-from-identity".to_owned(),
+            source: "identity",
+            aggregate_types: vec!["account"],
+            handler: Arc::new(FromIdentity),
+        },
+        Subscription {
             name: "orders-from-delivery".to_owned(),
             source: "delivery",
             aggregate_types: vec!["delivery"],
             handler: Arc::new(FromDelivery { pool, orders }),
         },
     ]
+}
+
+/// The dish command for a kitchen stock event: a dish the kitchen ran out of leaves the menu
+/// (with the chef's reason, or "épuisé en cuisine"), and comes back when it is in stock again.
+#[must_use]
+pub fn from_stock(event: DishStockEvent) -> (Uuid, DishCommand) {
+    match event {
+        DishStockEvent::DishSoldOut {
+            dish_id,
+            reason,
+            at,
+            ..
+        } => (
+            dish_id,
+            DishCommand::ChangeAvailability {
+                available: false,
+                reason: Some(reason.unwrap_or_else(|| "épuisé en cuisine".to_owned())),
+                at,
+            },
+        ),
+        DishStockEvent::DishBackInStock { dish_id, at, .. } => (
+            dish_id,
+            DishCommand::ChangeAvailability {
+                available: true,
+                reason: None,
+                at,
+            },
+        ),
+    }
+}
+
+/// Reacts to the kitchen's `stock` events: the menu follows what the kitchen can make.
+pub struct FromKitchenStock {
+    pub dishes: EventStore<Dish>,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for FromKitchenStock {
+    async fn handle(
+        &self,
+        event: &ReceivedEvent,
+        _tx: &mut PgConnection,
+    ) -> Result<(), HandlerError> {
+        let stock_event: DishStockEvent = event
+            .envelope
+            .decode()
+            .map_err(|e| HandlerError::Permanent(format!("not a stock event: {e}")))?;
+        let (dish_id, command) = from_stock(stock_event);
+        match self
+            .dishes
+            .execute_with_metadata(
+                &dish_id.to_string(),
+                command,
+                caused_by(&event.envelope).into_map(),
+            )
+            .await
+        {
+            // A dish the menu does not have (removed, or from another menu): nothing to take off.
+            Ok(()) | Err(AggregateError::UserError(DishError::DishNotFound)) => Ok(()),
+            Err(error) => Err(handler_error(error)),
+        }
+    }
+}
+
+/// The part of identity's `DietaryProfileChanged` this service reads (decoded leniently:
+/// other account events and unknown fields are ignored).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DietaryProfileChanged {
+    allergens: Vec<Allergen>,
+    #[serde(default)]
+    diets: Vec<Diet>,
+    at: DateTime<Utc>,
+}
+
+/// Reacts to the identity service's `account` events: keeps each customer's declared
+/// allergens and diets for checkout.
+pub struct FromIdentity;
+
+#[async_trait::async_trait]
+impl EventHandler for FromIdentity {
+    async fn handle(
+        &self,
+        event: &ReceivedEvent,
+        tx: &mut PgConnection,
+    ) -> Result<(), HandlerError> {
+        let envelope = &event.envelope;
+        let Some(body) = envelope.payload.get("DietaryProfileChanged") else {
+            return Ok(());
+        };
+        let customer_id: Uuid = envelope.aggregate_id.parse().map_err(|_| {
+            HandlerError::Permanent(format!(
+                "account id {:?} is not a uuid",
+                envelope.aggregate_id
+            ))
+        })?;
+        let changed: DietaryProfileChanged = serde_json::from_value(body.clone()).map_err(|e| {
+            HandlerError::Permanent(format!("malformed DietaryProfileChanged: {e}"))
+        })?;
+        crate::dietary_profiles::record(
+            tx,
+            customer_id,
+            &changed.allergens,
+            &changed.diets,
+            changed.at,
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 /// The order command for a kitchen event, if any.
@@ -87,7 +225,8 @@ pub fn from_delivery(event: DeliveryEvent) -> Option<OrderCommand> {
         | DeliveryEvent::CourierAssigned { .. }
         | DeliveryEvent::CourierUnassigned { .. }
         | DeliveryEvent::DeliveryFailed { .. }
-        | DeliveryEvent::DeliveryCancelled { .. } => None,
+        | DeliveryEvent::DeliveryCancelled { .. }
+        | DeliveryEvent::DeliveryRouteRecorded { .. } => None,
     }
 }
 

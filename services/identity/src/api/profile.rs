@@ -41,6 +41,13 @@ pub struct Profile {
     /// `customer`, `chef`, `courier` or `manager`.
     pub role: String,
     pub addresses: Vec<SavedAddressBody>,
+    /// Declared allergens, among the 14 EU ones (`gluten`, `crustaceans`, `eggs`, `fish`,
+    /// `peanuts`, `soybeans`, `milk`, `nuts`, `celery`, `mustard`, `sesame`, `sulphites`,
+    /// `lupin`, `molluscs`). An order with a dish containing one needs `allergensConfirmed`.
+    pub allergens: Vec<String>,
+    /// Declared diets: `vegetarian`, `vegan`, `pescatarian`, `gluten_free`, `dairy_free`,
+    /// `halal`, `kosher`.
+    pub diets: Vec<String>,
 }
 
 /// A profile change: absent fields stay as they are.
@@ -52,6 +59,10 @@ pub struct ProfilePatch {
     /// The complete new list of addresses: entries with the `id` of a saved address keep it,
     /// entries without `id` are added, saved addresses not listed are removed.
     pub addresses: Option<Vec<SavedAddressBody>>,
+    /// The complete new list of declared allergens (`[]` declares none); absent: unchanged.
+    pub allergens: Option<Vec<String>>,
+    /// The complete new list of declared diets (`[]` declares none); absent: unchanged.
+    pub diets: Option<Vec<String>>,
 }
 
 #[derive(Object)]
@@ -78,7 +89,7 @@ impl ProfileApi {
         Ok(Json(profile(&account)))
     }
 
-    /// Changes the caller's name, phone or saved addresses.
+    /// Changes the caller's name, phone, saved addresses, or declared allergens and diets.
     #[oai(path = "/me", method = "patch")]
     async fn update_me(
         &self,
@@ -107,6 +118,8 @@ impl ProfileApi {
                     })
                     .collect()
             }),
+            allergens: patch.allergens,
+            diets: patch.diets,
         };
         let account = self
             .identity
@@ -139,6 +152,7 @@ impl ProfileApi {
 }
 
 fn profile(account: &Account) -> Profile {
+    let dietary = account.dietary();
     Profile {
         id: account.id().unwrap_or_default(),
         email: account.email().map(ToString::to_string).unwrap_or_default(),
@@ -159,6 +173,16 @@ fn profile(account: &Account) -> Profile {
                 lat: saved.address.lat,
                 lon: saved.address.lon,
             })
+            .collect(),
+        allergens: dietary
+            .allergens()
+            .iter()
+            .map(|a| a.as_str().to_owned())
+            .collect(),
+        diets: dietary
+            .diets()
+            .iter()
+            .map(|d| d.as_str().to_owned())
             .collect(),
     }
 }

@@ -327,3 +327,112 @@ async fn a_password_change_needs_the_current_password_and_ends_sessions() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_customer_declares_allergies_and_diets_and_the_change_is_published() {
+    let app = spawn_app().await;
+    let (id, access, _) = app.customer("ada@example.com").await;
+    let patched = app
+        .request(
+            reqwest::Method::PATCH,
+            "/me",
+            Some(&access),
+            Some(json!({"allergens": ["milk", "Peanuts", "milk"], "diets": ["vegetarian"]})),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(patched.body["allergens"], json!(["peanuts", "milk"]));
+    assert_eq!(patched.body["diets"], json!(["vegetarian"]));
+    let me = app.get("/me", Some(&access)).await;
+    assert_eq!(me.body["allergens"], json!(["peanuts", "milk"]));
+
+    // Published like every account event: in the outbox, for `identity.account.*`.
+    let pool = app.identity_pool();
+    let published: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT payload FROM outbox
+          WHERE aggregate_id = $1 AND event_type = 'DietaryProfileChanged'",
+    )
+    .bind(id.to_string())
+    .fetch_all(&pool)
+    .await
+    .expect("the outbox is readable");
+    assert_eq!(published.len(), 1);
+    assert_eq!(
+        published[0]["DietaryProfileChanged"]["allergens"],
+        json!(["peanuts", "milk"])
+    );
+
+    // The same declaration again changes nothing; only the diets change keeps the allergens.
+    let same = app
+        .request(
+            reqwest::Method::PATCH,
+            "/me",
+            Some(&access),
+            Some(json!({"allergens": ["peanuts", "milk"]})),
+        )
+        .await;
+    assert_eq!(same.status, 200);
+    let diets_only = app
+        .request(
+            reqwest::Method::PATCH,
+            "/me",
+            Some(&access),
+            Some(json!({"diets": []})),
+        )
+        .await;
+    assert_eq!(diets_only.body["allergens"], json!(["peanuts", "milk"]));
+    assert_eq!(diets_only.body["diets"], json!([]));
+    let count: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = 'DietaryProfileChanged'",
+    )
+    .bind(id.to_string())
+    .fetch_one(&pool)
+    .await
+    .expect("the events are readable");
+    assert_eq!(count, 2);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_unknown_allergen_is_refused_naming_it_and_nothing_is_stored() {
+    let app = spawn_app().await;
+    let (id, access, _) = app.customer("ada@example.com").await;
+    let pool = app.identity_pool();
+    let events_of = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events WHERE aggregate_id = $1")
+            .bind(id.to_string())
+            .fetch_one(&pool)
+            .await
+            .expect("the events are readable")
+    };
+    let before = events_of().await;
+    let refused = app
+        .request(
+            reqwest::Method::PATCH,
+            "/me",
+            Some(&access),
+            Some(json!({"name": "Ada L.", "allergens": ["milk", "shellfish"]})),
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(
+        refused.problem_type(),
+        "https://brigade.dev/errors/unknown-allergen"
+    );
+    assert_eq!(refused.body["field"], "allergens[1]");
+    let unknown_diet = app
+        .request(
+            reqwest::Method::PATCH,
+            "/me",
+            Some(&access),
+            Some(json!({"diets": ["paleo"]})),
+        )
+        .await;
+    assert_eq!(unknown_diet.status, 422);
+    assert_eq!(unknown_diet.body["field"], "diets[0]");
+    assert_eq!(events_of().await, before);
+    let me = app.get("/me", Some(&access)).await;
+    assert_eq!(me.body["name"], "Ada");
+    assert_eq!(me.body["allergens"], json!([]));
+    app.cleanup().await;
+}

@@ -5,11 +5,15 @@
 //! `include` parameters of `GET /tickets` (and `station` on the stream), and
 //! `GET /kitchen/metrics`. Every ticket also carries its routing and timing (`station` and
 //! `prepMinutes` per item; `targetMinutes`, `targetAt`, `elapsedSeconds`, `late`,
-//! `estimatedReadyAt`).
+//! `estimatedReadyAt`), and the customer's declared `allergies`.
+//!
+//! Dishes running out: `POST /dishes/{dishId}/sold-out` and `/back-in-stock` (chef, manager),
+//! and `soldOutItems` on a rejection, publish `kitchen.stock.*`; the orders service takes the
+//! dish off the menu.
 
 mod problems;
 
-use brigade_domain::kitchen::{Ticket, TicketCommand};
+use brigade_domain::kitchen::{DishStock, DishStockCommand, Ticket, TicketCommand};
 use brigade_domain::ordering::Dish;
 use brigade_domain::Role;
 use brigade_nats::store::{self, CommandMetadata, EventStore};
@@ -48,10 +52,35 @@ const CONFLICT_RETRIES: usize = 3;
 
 /// Why a chef rejects a ticket.
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct RejectTicket {
     /// Shown to the customer and the manager: "plus de saumon".
     #[oai(validator(min_length = 1, max_length = 500))]
     pub reason: String,
+    /// The items (their `index`) whose dish the kitchen has run out of: each dish is marked
+    /// sold out (`kitchen.stock.dish_sold_out`, the menu stops offering it) before the
+    /// ticket is rejected.
+    #[oai(default, validator(max_items = 100))]
+    pub sold_out_items: Vec<u32>,
+}
+
+/// A chef says the kitchen ran out of a dish; everything is optional.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SoldOut {
+    /// Shown on the menu while the dish is unavailable ("plus de saumon"); at most 200
+    /// characters.
+    pub reason: Option<String>,
+}
+
+/// What the kitchen says of a dish's stock.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct DishStockState {
+    pub dish_id: Uuid,
+    pub sold_out: bool,
+    /// Since when the kitchen has been out of it.
+    pub sold_out_since: Option<DateTime<Utc>>,
 }
 
 /// One change of the kitchen queue, as pushed to screens.
@@ -287,11 +316,84 @@ impl KitchenApi {
         body: Json<RejectTicket>,
     ) -> Result<Json<QueuedTicket>, Problem> {
         auth.0.require(KITCHEN_STAFF)?;
+        let body = body.0;
+        if !body.sold_out_items.is_empty() {
+            // The run-out is a fact whatever becomes of the ticket: recorded first, so a
+            // rejection refused (an item already ready) still takes the dish off the menu.
+            let loaded = store::load::<Ticket>(&self.pool, &order_id.0.to_string())
+                .await
+                .map_err(|e| command_problem(e, ticket_problem))?;
+            let mut dishes = Vec::new();
+            for index in &body.sold_out_items {
+                let item = loaded
+                    .aggregate
+                    .items()
+                    .get(*index as usize)
+                    .ok_or_else(|| {
+                        Problem::not_found(
+                            "ticket-no-such-item",
+                            format!("ticket {} has no item {index}", order_id.0),
+                        )
+                        .with_field("soldOutItems")
+                    })?;
+                dishes.push((item.dish_id, item.dish_name.clone()));
+            }
+            dishes.dedup();
+            for (dish_id, dish_name) in dishes {
+                self.mark_sold_out(&auth, dish_id, Some(dish_name), Some(body.reason.clone()))
+                    .await?;
+            }
+        }
         let command = TicketCommand::Reject {
-            reason: body.0.reason,
+            reason: body.reason,
             at: Utc::now(),
         };
         self.execute(&auth, order_id.0, command).await
+    }
+
+    /// The kitchen has run out of a dish (chef, manager): `kitchen.stock.dish_sold_out`, and
+    /// the orders service takes it off the menu within a second. Said again, it is recorded
+    /// again (the menu may have been put back meanwhile).
+    #[oai(
+        path = "/dishes/:dish_id/sold-out",
+        method = "post",
+        tag = "KitchenTags::Tickets"
+    )]
+    async fn sold_out(
+        &self,
+        auth: BearerAuth,
+        dish_id: Path<Uuid>,
+        body: Json<SoldOut>,
+    ) -> Result<Json<DishStockState>, Problem> {
+        auth.0.require(KITCHEN_STAFF)?;
+        let dish_name = kitchen_queue::dish_name(&self.pool, dish_id.0)
+            .await
+            .map_err(|e| read_problem(&e))?;
+        self.mark_sold_out(&auth, dish_id.0, dish_name, body.0.reason)
+            .await?;
+        self.stock_state(dish_id.0).await
+    }
+
+    /// The kitchen can make the dish again (chef, manager): `kitchen.stock.dish_back_in_stock`,
+    /// and it is back on the menu.
+    #[oai(
+        path = "/dishes/:dish_id/back-in-stock",
+        method = "post",
+        tag = "KitchenTags::Tickets"
+    )]
+    async fn back_in_stock(
+        &self,
+        auth: BearerAuth,
+        dish_id: Path<Uuid>,
+    ) -> Result<Json<DishStockState>, Problem> {
+        auth.0.require(KITCHEN_STAFF)?;
+        let command = DishStockCommand::MarkBackInStock {
+            dish_id: dish_id.0,
+            by: auth.0.actor(),
+            at: Utc::now(),
+        };
+        self.execute_stock(&auth, dish_id.0, command).await?;
+        self.stock_state(dish_id.0).await
     }
 
     /// Every change to the queue, live (server-sent events). Resume with `Last-Event-ID`.
@@ -381,6 +483,63 @@ impl KitchenApi {
 }
 
 impl KitchenApi {
+    async fn mark_sold_out(
+        &self,
+        auth: &BearerAuth,
+        dish_id: Uuid,
+        dish_name: Option<String>,
+        reason: Option<String>,
+    ) -> Result<(), Problem> {
+        let command = DishStockCommand::MarkSoldOut {
+            dish_id,
+            dish_name,
+            reason,
+            by: auth.0.actor(),
+            at: Utc::now(),
+        };
+        self.execute_stock(auth, dish_id, command).await
+    }
+
+    /// Issues one command on a dish's stock (a conflict is retried: each try decides again).
+    async fn execute_stock(
+        &self,
+        auth: &BearerAuth,
+        dish_id: Uuid,
+        command: DishStockCommand,
+    ) -> Result<(), Problem> {
+        let stock = store::event_store::<DishStock>(self.pool.clone(), ());
+        let id = dish_id.to_string();
+        let actor = serde_json::to_string(&auth.0.actor()).map_err(|e| Problem::internal(&e))?;
+        let metadata = CommandMetadata::by(actor)
+            .correlation(id.clone())
+            .causation(format!("http:{}", Uuid::new_v4()));
+        let mut attempt = 0;
+        loop {
+            match stock
+                .execute_with_metadata(&id, command.clone(), metadata.clone().into_map())
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(AggregateError::AggregateConflict) if attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                }
+                Err(error) => return Err(command_problem(error, problems::stock_problem)),
+            }
+        }
+    }
+
+    async fn stock_state(&self, dish_id: Uuid) -> Result<Json<DishStockState>, Problem> {
+        let loaded = store::load::<DishStock>(&self.pool, &dish_id.to_string())
+            .await
+            .map_err(|e| command_problem(e, problems::stock_problem))?;
+        let since = loaded.aggregate.sold_out_since();
+        Ok(Json(DishStockState {
+            dish_id,
+            sold_out: since.is_some(),
+            sold_out_since: since,
+        }))
+    }
+
     /// Issues one command on a ticket and answers with the ticket as it now stands (read from
     /// the aggregate: the queue may lag a few milliseconds behind; routing and target come
     /// from the queue, which has them from the moment the ticket appears there).

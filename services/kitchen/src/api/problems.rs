@@ -1,6 +1,6 @@
 //! How the kitchen's refusals read over HTTP, and the ticket as an answer.
 
-use brigade_domain::kitchen::{Ticket, TicketError, TicketStatus};
+use brigade_domain::kitchen::{DishStockError, Ticket, TicketError, TicketStatus};
 use brigade_platform::Problem;
 use brigade_projections::kitchen_queue::{self, QueuedItem, QueuedTicket, TicketState};
 use chrono::{DateTime, Utc};
@@ -31,6 +31,21 @@ pub fn ticket_problem(error: TicketError) -> Problem {
     }
 }
 
+/// The problem for a stock command the aggregate refused.
+#[must_use]
+pub fn stock_problem(error: DishStockError) -> Problem {
+    let detail = error.to_string();
+    let code = error.code();
+    match error {
+        DishStockError::ReasonTooLong { .. } => {
+            Problem::unprocessable(code, detail).with_field("reason")
+        }
+        DishStockError::KitchenStaffOnly => {
+            Problem::new(poem::http::StatusCode::FORBIDDEN, code, detail)
+        }
+    }
+}
+
 /// The ticket as the queue shows it, from the aggregate's state; each item's station and
 /// minutes, the ticket's target and its quote from the queue's copy (`routed`) when it has
 /// one yet (otherwise the defaults, as for a dish the kitchen does not know).
@@ -54,6 +69,7 @@ pub fn queued(
                 dish_name: item.dish_name.clone(),
                 quantity: item.quantity,
                 note: item.note.clone(),
+                options: item.options.clone(),
                 status: item.status.into(),
                 started_at: item.started_at,
                 ready_at: item.ready_at,
@@ -87,6 +103,8 @@ pub fn queued(
         elapsed_seconds: 0,
         late: false,
         estimated_ready_at: routed.and_then(|r| r.estimated_ready_at),
+        allergies: ticket.allergies().iter().copied().map(Into::into).collect(),
+        scheduled_for: ticket.scheduled_for(),
     }
     .timed(now)
 }

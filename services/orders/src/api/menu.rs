@@ -4,7 +4,8 @@
 //! Reads come from the menu read model, which follows the `Dish` events within milliseconds;
 //! a manager's change is answered from the aggregate itself, so the answer never lags.
 
-use brigade_domain::ordering::{Dish, DishCommand};
+use brigade_domain::ordering::{valid_option_groups, Dish, DishCommand, OptionChoice, OptionGroup};
+use brigade_domain::Money;
 use brigade_domain::Role;
 use brigade_nats::store::{self, EventStore};
 use brigade_platform::auth::BearerAuth;
@@ -52,6 +53,67 @@ pub struct NewDish {
     pub visible: Option<bool>,
     /// Position within its category; 0 when left out (then listed in the order added).
     pub position: Option<u32>,
+    /// Option groups the customer picks from (cooking, supplements, size…); none when left
+    /// out. At most 10 groups of 1 to 20 choices, names unique and at most 60 characters.
+    #[oai(default)]
+    pub options: Vec<NewOptionGroup>,
+}
+
+/// An option group of a dish, as a manager sets it.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct NewOptionGroup {
+    /// Keep the id the menu shows when editing a group (carts refer to it); a new group
+    /// leaves it out and gets one.
+    pub id: Option<Uuid>,
+    /// "Cuisson", "Supplément", unique within the dish.
+    pub name: String,
+    /// Fewest choices to pick; 1 or more makes the group required. 0 when left out.
+    #[oai(default)]
+    pub min_choices: u32,
+    /// Most choices to pick (at least 1, at most the number of choices); 1 when left out.
+    pub max_choices: Option<u32>,
+    pub choices: Vec<NewOptionChoice>,
+}
+
+/// One choice of an option group, as a manager sets it.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct NewOptionChoice {
+    /// Keep the id the menu shows when editing a choice; a new one leaves it out.
+    pub id: Option<Uuid>,
+    /// "saignant", "fromage", unique within the group.
+    pub name: String,
+    /// Added to the dish's price when picked: 0 to 1000.00, in the dish's currency; 0 when
+    /// left out.
+    pub price_delta: Option<Amount>,
+}
+
+/// The groups as the `Dish` aggregate takes them, with ids given to new groups and choices,
+/// checked against the dish's `currency` before anything is applied (so an invalid group never
+/// leaves a dish half added or half changed).
+fn option_groups(groups: Vec<NewOptionGroup>, currency: &str) -> Result<Vec<OptionGroup>, Problem> {
+    let groups = groups
+        .into_iter()
+        .map(|group| OptionGroup {
+            id: group.id.unwrap_or_else(Uuid::new_v4),
+            name: group.name,
+            min_choices: group.min_choices,
+            max_choices: group.max_choices.unwrap_or(1),
+            choices: group
+                .choices
+                .into_iter()
+                .map(|choice| OptionChoice {
+                    id: choice.id.unwrap_or_else(Uuid::new_v4),
+                    name: choice.name,
+                    price_delta: choice
+                        .price_delta
+                        .map_or_else(|| Money::zero(currency), Into::into),
+                })
+                .collect(),
+        })
+        .collect();
+    valid_option_groups(groups, currency).map_err(dish_problem)
 }
 
 /// Changes to a dish: only the fields given change.
@@ -80,6 +142,9 @@ pub struct DishChanges {
     pub visible: Option<bool>,
     /// Position within its category (dishes are listed by position, then in the order added).
     pub position: Option<u32>,
+    /// The dish's option groups, all of them (`[]` removes them); send back the `id`s the
+    /// menu shows for the groups and choices that stay. Checked before anything is applied.
+    pub options: Option<Vec<NewOptionGroup>>,
 }
 
 impl DishChanges {
@@ -163,6 +228,7 @@ impl MenuApi {
         auth.0.require(&[Role::Manager])?;
         let dish_id = Uuid::new_v4();
         let new = body.0;
+        let options = option_groups(new.options, &new.price.currency)?;
         let command = DishCommand::Add {
             dish_id,
             name: new.name,
@@ -184,6 +250,13 @@ impl MenuApi {
             };
             self.execute(&auth, dish_id, command).await?;
         }
+        if !options.is_empty() {
+            let command = DishCommand::SetOptions {
+                groups: options,
+                at: Utc::now(),
+            };
+            self.execute(&auth, dish_id, command).await?;
+        }
         self.arrange(&auth, dish_id, new.visible, new.position)
             .await?;
         Ok(DishCreated::Created(Json(
@@ -191,8 +264,8 @@ impl MenuApi {
         )))
     }
 
-    /// Changes a dish (manager): any of its fields, its presentation, its visibility, its
-    /// position, and its availability (sold out or back). Orders already placed keep the name
+    /// Changes a dish (manager): any of its fields, its presentation, its options, its
+    /// visibility, its position, and its availability (sold out or back). Orders already placed keep the name
     /// and price they were placed with.
     #[oai(path = "/menu/dishes/:dish_id", method = "patch")]
     async fn change_dish(
@@ -204,6 +277,16 @@ impl MenuApi {
         auth.0.require(&[Role::Manager])?;
         let dish_id = dish_id.0;
         let mut changes = body.0;
+        let options = match changes.options.take() {
+            Some(groups) => {
+                let currency = match &changes.price {
+                    Some(price) => price.currency.clone(),
+                    None => self.current(dish_id, None).await?.price.currency,
+                };
+                Some(option_groups(groups, &currency)?)
+            }
+            None => None,
+        };
         if let Some(update) = changes.update() {
             self.execute(&auth, dish_id, update).await?;
         }
@@ -223,6 +306,13 @@ impl MenuApi {
                     MaybeUndefined::Null => None,
                     MaybeUndefined::Value(url) => Some(url),
                 },
+                at: Utc::now(),
+            };
+            self.execute(&auth, dish_id, command).await?;
+        }
+        if let Some(groups) = options {
+            let command = DishCommand::SetOptions {
+                groups,
                 at: Utc::now(),
             };
             self.execute(&auth, dish_id, command).await?;

@@ -2,6 +2,7 @@
 //! issue one command or one query, map the result.
 //!
 //! - [`menu`]: `GET /menu`, `POST /menu/dishes`, `PATCH /menu/dishes/{id}`;
+//! - [`ready_time`]: `GET /menu/ready-time`, the ready time quoted from the kitchen's load;
 //! - [`orders`]: `POST /orders`, `GET /orders`, `GET /orders/{id}` (and its `/stream`),
 //!   `POST /orders/{id}/cancel`, the manager's `GET /orders/board`;
 //! - [`problems`]: how the domain's refusals read over HTTP.
@@ -10,6 +11,7 @@ mod menu;
 mod optional_json;
 mod orders;
 pub mod problems;
+mod ready_time;
 
 use brigade_nats::store::CommandMetadata;
 use brigade_platform::auth::Caller;
@@ -23,6 +25,7 @@ pub use orders::{
     CancelOrder, CancelledOrder, OrderItem, OrderPage, OrderUpdate, OrdersApi, PlaceOrder,
     PlacedOrder,
 };
+pub use ready_time::{ReadyTime, ReadyTimeApi};
 
 #[derive(Tags)]
 enum OrdersTags {

@@ -12,9 +12,10 @@ use brigade_platform::auth::{BearerAuth, Caller};
 use brigade_platform::problem::{command_problem, read_problem};
 use brigade_platform::Problem;
 use brigade_projections::feed::{self, FeedHub};
+use brigade_projections::kitchen_queue;
 use brigade_projections::menu::Amount;
 use brigade_projections::order_tracking::{self, Board, DeliveryAddress, OrderState, TrackedOrder};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use cqrs_es::AggregateError;
 use futures::StreamExt;
 use poem_openapi::param::{Header, Path, Query};
@@ -25,10 +26,12 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::problems::{checkout_problem, order_not_found, order_problem};
+use super::problems::{checkout_problem, order_not_found, order_problem, slot_problem};
 use super::{metadata, OptionalJson, OrdersTags};
-use crate::checkout::{self, BasketItem};
+use crate::checkout::{self, BasketItem, BasketOption};
+use crate::dietary_profiles;
 use crate::idempotency::{self, Claim};
+use crate::kitchen_capacity::KitchenCapacity;
 
 /// Orders per page unless asked otherwise.
 const DEFAULT_PAGE_SIZE: u32 = 20;
@@ -46,6 +49,17 @@ pub struct PlaceOrder {
     /// Required.
     pub delivery_address: Option<DeliveryAddress>,
     pub contact_phone: Option<String>,
+    /// `true` when the customer knows that dishes of the order contain allergens they declared
+    /// and orders them anyway; without it such an order is refused (409
+    /// `allergen-confirmation-required`, naming the dishes and allergens in `items`).
+    #[oai(default)]
+    #[serde(default)]
+    pub allergens_confirmed: bool,
+    /// When the order should be ready, for a later kitchen slot than the earliest (see
+    /// `GET /menu/ready-time`); absent: as soon as possible. A full slot is refused (409
+    /// `kitchen-slot-full` with `nextAvailableAt`), never queued silently.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduled_for: Option<DateTime<Utc>>,
 }
 
 /// One line of an order.
@@ -59,6 +73,22 @@ pub struct OrderItem {
     pub quantity: i64,
     /// For the kitchen ("sans oignons"), at most 200 characters; reaches the ticket verbatim.
     pub note: Option<String>,
+    /// The dish's options picked (one entry per choice): every required group, within each
+    /// group's `minChoices`..`maxChoices`. Their deltas are added to the dish's price.
+    #[oai(default, validator(max_items = 200))]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<PickedOption>,
+}
+
+/// One option picked for an order line: a choice of one of the dish's option groups.
+#[derive(Debug, Object, Serialize)]
+#[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
+pub struct PickedOption {
+    /// The `id` of one of the dish's `options`.
+    pub group_id: String,
+    /// The `id` of one of that group's `choices`.
+    pub choice_id: String,
 }
 
 impl From<&OrderItem> for BasketItem {
@@ -67,6 +97,14 @@ impl From<&OrderItem> for BasketItem {
             dish_id: item.dish_id.clone(),
             quantity: item.quantity,
             note: item.note.clone(),
+            options: item
+                .options
+                .iter()
+                .map(|option| BasketOption {
+                    group_id: option.group_id.clone(),
+                    choice_id: option.choice_id.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -78,6 +116,9 @@ pub struct PlacedOrder {
     pub order_id: Uuid,
     pub status: OrderState,
     pub total: Amount,
+    /// When the order is scheduled to be ready, for a scheduled order.
+    #[oai(skip_serializing_if_is_none)]
+    pub scheduled_for: Option<DateTime<Utc>>,
 }
 
 #[derive(ApiResponse)]
@@ -135,6 +176,8 @@ pub struct OrdersApi {
     pub pool: PgPool,
     pub orders: EventStore<Order>,
     pub hub: FeedHub,
+    /// The kitchen's tickets per slot, checked before an order is placed.
+    pub capacity: KitchenCapacity,
 }
 
 const STAFF: &[Role] = &[Role::Chef, Role::Courier, Role::Manager];
@@ -142,7 +185,10 @@ const STAFF: &[Role] = &[Role::Chef, Role::Courier, Role::Manager];
 #[OpenApi(tag = "OrdersTags::Orders")]
 impl OrdersApi {
     /// Places an order (customer). Send a fresh `Idempotency-Key` with each new order and the
-    /// same one when retrying: a retry answers with the order the first attempt placed.
+    /// same one when retrying: a retry answers with the order the first attempt placed. A key
+    /// expires 24 hours after its first use (then it is a fresh key again). Each line may pick
+    /// the dish's options (`options`: group and choice ids from the menu); the line is priced
+    /// as the dish's price plus the picked choices' deltas.
     #[oai(path = "/orders", method = "post")]
     async fn place_order(
         &self,
@@ -367,13 +413,48 @@ impl OrdersApi {
                 ))
             })?
             .map_err(|e| Attempt::Refused(checkout_problem(&e)))?;
+        let menu_unavailable = |e: checkout::MenuUnavailable| {
+            tracing::warn!(error = %e, "reading the dishes failed");
+            Attempt::Failed(Problem::unavailable(
+                "the menu cannot be read right now; nothing was applied, try again",
+            ))
+        };
+        let dishes = checkout::menu_dishes(&self.pool, &lines)
+            .await
+            .map_err(menu_unavailable)?;
+        let declared = dietary_profiles::allergens_of(&self.pool, caller.account_id)
+            .await
+            .map_err(|e| Attempt::Failed(read_problem(&e)))?;
+        let allergy = dietary_profiles::allergy_check(
+            &declared,
+            &lines,
+            &dishes,
+            request.allergens_confirmed,
+        );
+        // The kitchen's slot: held (under the booking lock) until the order is placed.
+        let now = Utc::now();
+        let longest = lines
+            .iter()
+            .filter_map(|line| dishes.get(&line.dish_id))
+            .map(|dish| dish.prep_minutes)
+            .max()
+            .unwrap_or(kitchen_queue::DEFAULT_PREP_MINUTES);
+        let earliest = now + chrono::Duration::minutes(i64::from(longest));
+        let reservation = self
+            .capacity
+            .reserve(now, earliest, request.scheduled_for)
+            .await
+            .map_err(|e| Attempt::Failed(read_problem(&e)))?
+            .map_err(|refusal| Attempt::Refused(slot_problem(&refusal)))?;
         let command = OrderCommand::Place {
             order_id,
             customer_id: caller.account_id,
             lines,
             delivery_address: delivery_address.into(),
             contact_phone: request.contact_phone,
-            at: Utc::now(),
+            allergy,
+            scheduled_for: request.scheduled_for,
+            at: now,
         };
         let metadata = metadata(caller, order_id).map_err(Attempt::Failed)?;
         match self
@@ -386,7 +467,13 @@ impl OrdersApi {
             | Err(
                 AggregateError::UserError(OrderError::OrderAlreadyPlaced)
                 | AggregateError::AggregateConflict,
-            ) => Ok(()),
+            ) => {
+                if let Err(error) = reservation.book(order_id).await {
+                    // The order stands; the kitchen's first quote of its ticket books it.
+                    tracing::warn!(%order_id, %error, "the kitchen slot could not be booked");
+                }
+                Ok(())
+            }
             Err(AggregateError::UserError(error)) => Err(Attempt::Refused(order_problem(error))),
             Err(error) => Err(Attempt::Failed(command_problem(error, order_problem))),
         }
@@ -401,6 +488,7 @@ impl OrdersApi {
             order_id,
             status: OrderState::Placed,
             total: Amount::from(total),
+            scheduled_for: loaded.aggregate.scheduled_for(),
         }))
     }
 

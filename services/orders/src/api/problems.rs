@@ -7,6 +7,7 @@ use brigade_platform::Problem;
 use poem::http::StatusCode;
 
 use crate::checkout::CheckoutError;
+use crate::kitchen_capacity::SlotRefusal;
 
 /// The problem for an order command the aggregate refused.
 #[must_use]
@@ -29,6 +30,9 @@ pub fn order_problem(error: OrderError) -> Problem {
         OrderError::NoteTooLong { line } => {
             Problem::unprocessable(code, detail).with_field(format!("items/{line}/note"))
         }
+        OrderError::InvalidOptions { line, .. } => {
+            Problem::unprocessable(code, detail).with_field(format!("items/{line}/options"))
+        }
         OrderError::InvalidUnitPrice { line } | OrderError::MixedCurrencies { line } => {
             Problem::unprocessable(code, detail).with_field(format!("items/{line}/dishId"))
         }
@@ -41,6 +45,27 @@ pub fn order_problem(error: OrderError) -> Problem {
         OrderError::ReasonTooLong { .. } => {
             Problem::unprocessable(code, detail).with_field("reason")
         }
+        OrderError::AllergenConfirmationRequired { conflicts } => Problem::conflict(code, detail)
+            .with_field("allergensConfirmed")
+            .with_items(serde_json::to_value(conflicts).unwrap_or_default()),
+        OrderError::ScheduleNotInFuture | OrderError::ScheduleTooFar { .. } => {
+            Problem::unprocessable(code, detail).with_field("scheduledFor")
+        }
+    }
+}
+
+/// The problem for an order the kitchen has no room for when asked: 409 for a full slot,
+/// 422 for a scheduled time before the order could be ready; both say when to try.
+#[must_use]
+pub fn slot_problem(refusal: &SlotRefusal) -> Problem {
+    let problem = match refusal {
+        SlotRefusal::Full { .. } => Problem::conflict(refusal.code(), refusal.to_string()),
+        SlotRefusal::TooSoon { .. } => Problem::unprocessable(refusal.code(), refusal.to_string()),
+    }
+    .with_field("scheduledFor");
+    match refusal.next_available_at() {
+        Some(at) => problem.with_next_available_at(at),
+        None => problem,
     }
 }
 
@@ -89,6 +114,17 @@ pub fn dish_problem(error: DishError) -> Problem {
         }
         DishError::InvalidPhotoUrl { .. } => {
             Problem::unprocessable(code, detail).with_field("photoUrl")
+        }
+        DishError::TooManyOptionGroups { .. } => {
+            Problem::unprocessable(code, detail).with_field("options")
+        }
+        DishError::InvalidOptionName { field, .. }
+        | DishError::OptionNameTaken { field, .. }
+        | DishError::OptionIdTaken { field }
+        | DishError::InvalidOptionChoices { field, .. }
+        | DishError::InvalidOptionLimits { field }
+        | DishError::InvalidOptionPrice { field, .. } => {
+            Problem::unprocessable(code, detail).with_field(field)
         }
     }
 }

@@ -17,6 +17,7 @@ async fn kitchen_starts_cooking(app: &TestApp, order_id: Uuid) {
         dish_name: "Bœuf bourguignon".into(),
         quantity: 1,
         note: None,
+        options: Vec::new(),
     };
     app.kitchen_says(
         order_id,
@@ -26,6 +27,8 @@ async fn kitchen_starts_cooking(app: &TestApp, order_id: Uuid) {
                 placed_at: at,
                 items: vec![item],
                 at,
+                allergies: Vec::new(),
+                scheduled_for: None,
             },
             TicketEvent::ItemStarted { index: 0, at },
         ],

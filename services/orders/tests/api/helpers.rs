@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use brigade_domain::delivery::DeliveryEvent;
-use brigade_domain::kitchen::{EstimateEvent, TicketEvent};
+use brigade_domain::identity::AccountEvent;
+use brigade_domain::kitchen::{DishStockEvent, EstimateEvent, TicketEvent};
 use brigade_domain::Role;
 use brigade_nats::consumer::AGGREGATE_ID_HEADER;
 use brigade_nats::namespace::event_subject;
@@ -55,8 +56,14 @@ impl Answer {
 impl TestApp {
     /// Starts the service and waits until the starter menu is served.
     pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts the service with settings changed by `configure` (a kitchen capacity, ...).
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
         let issuer = TestIssuer::start().await;
-        let settings = isolated_settings(issuer.url());
+        let mut settings = isolated_settings(issuer.url());
+        configure(&mut settings);
         let base = format!("http://127.0.0.1:{}", settings.port(ServiceName::Orders));
         let service = settings.clone();
         tokio::spawn(async move {
@@ -256,6 +263,39 @@ impl TestApp {
             serde_json::to_value(&event),
         );
         self.publish("kitchen", vec![envelope]).await;
+    }
+
+    /// Publishes the kitchen's stock event about `dish_id` (its `sequence`-th) as its relay
+    /// would.
+    pub async fn kitchen_stock_says(&self, dish_id: Uuid, sequence: usize, event: &DishStockEvent) {
+        let envelope = envelope(
+            "stock",
+            dish_id,
+            sequence - 1,
+            event.event_type(),
+            serde_json::to_value(event),
+        );
+        self.publish("kitchen", vec![envelope]).await;
+    }
+
+    /// Publishes identity's account event about `account_id` (its `sequence`-th) as its
+    /// relay would.
+    pub async fn identity_says(&self, account_id: Uuid, sequence: usize, event: &AccountEvent) {
+        let envelope = envelope(
+            "account",
+            account_id,
+            sequence - 1,
+            event.event_type(),
+            serde_json::to_value(event),
+        );
+        self.publish("identity", vec![envelope]).await;
+    }
+
+    /// The orders database, to check what was (not) stored.
+    pub async fn pool(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&self.settings.database_url_for(ServiceName::Orders))
+            .await
+            .expect("the orders database")
     }
 
     /// Publishes delivery events about `order_id` (sequences from 1) as its relay would.

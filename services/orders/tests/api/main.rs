@@ -2,8 +2,12 @@
 //! namespace, HTTP from the outside, and the kitchen's and delivery's events arriving on the bus.
 #![allow(clippy::unwrap_used)]
 
+mod allergies;
 mod cancellation;
+mod capacity;
 mod helpers;
 mod menu;
+mod options;
 mod ordering;
+mod sold_out;
 mod tracking;

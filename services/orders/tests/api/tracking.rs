@@ -20,8 +20,11 @@ fn opened(order_id: Uuid) -> TicketEvent {
             dish_name: "Steak frites, sauce au poivre".into(),
             quantity: 1,
             note: Some("saignant".into()),
+            options: Vec::new(),
         }],
         at,
+        allergies: Vec::new(),
+        scheduled_for: None,
     }
 }
 
@@ -139,9 +142,7 @@ async fn a_customers_orders_are_listed_newest_first_in_pages() {
 async fn the_order_follows_the_kitchen_and_the_courier_to_the_door() {
     let app = TestApp::spawn().await;
     let (customer_id, customer) = app.customer();
-    let order_id = app
-        .place_one(&customer, "Steak frites, sauce au poivre")
-        .await;
+    let order_id = app.place_one(&customer, "Confit de canard").await;
     let at = Utc::now();
     let courier_id = Uuid::new_v4();
 
