@@ -6,12 +6,14 @@
 //!   container runs).
 //! - `brigade openapi [--out DIR]`: write every service's OpenAPI document.
 //! - `brigade dead-letters …`, `brigade outbox status`: look into the no-loss machinery.
+//! - `brigade simulate`: customers, a chef and couriers at work against a running system.
 #![forbid(unsafe_code)]
 
 mod audit;
 mod local_infra;
 mod operations;
 mod projections;
+mod simulate;
 mod up;
 
 use std::path::PathBuf;
@@ -61,6 +63,8 @@ enum Command {
     /// The transactional outbox of each service.
     #[command(subcommand)]
     Outbox(operations::OutboxCommand),
+    /// Customers order, a chef cooks and couriers deliver, against the running services.
+    Simulate(simulate::SimulateArgs),
 }
 
 #[derive(Subcommand)]
@@ -89,7 +93,11 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(up::run_all())
         }
         Command::Serve { service } => {
-            brigade_platform::telemetry::init_logging_as(settings.log_format);
+            let name = match service {
+                Process::Service(name) => name.as_str(),
+                Process::Gateway => "gateway",
+            };
+            brigade_platform::telemetry::init_telemetry(&settings, name);
             runtime.block_on(serve(service, settings))
         }
         Command::Openapi { out } => runtime.block_on(operations::write_openapi(&out)),
@@ -110,6 +118,7 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(operations::dead_letters(command, &settings))
         }
         Command::Outbox(command) => runtime.block_on(operations::outbox(command, &settings)),
+        Command::Simulate(args) => runtime.block_on(simulate::run(args, &settings)),
     }
 }
 

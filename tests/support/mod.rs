@@ -500,7 +500,8 @@ pub async fn deliver(system: &System, manager: &Session, couriers: &[Session], o
     let started = Instant::now();
     let delivery = loop {
         let (status, body) = system.get("delivery", &path, &manager.token).await;
-        if status == 200 && body["status"] == "assigned" {
+        // A courier sent ahead of readiness picks up once the food is ready.
+        if status == 200 && body["status"] == "assigned" && body["readyAt"].is_string() {
             break body;
         }
         assert!(

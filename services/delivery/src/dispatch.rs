@@ -21,6 +21,14 @@
 //! who waited longest since their last delivery). When nobody is free the delivery waits, and
 //! is assigned the moment a courier frees up or comes on shift; past a configured wait, the
 //! managers are told (once per delivery).
+//!
+//! Ahead of readiness: the kitchen quotes when each order will be ready
+//! (`kitchen.estimate.ticket_estimated`, kept in `delivery_ready_estimates`). Once a quote
+//! falls within the configured lead (the time a courier needs to get there, five minutes by
+//! default), dispatch sends a courier to a delivery still only requested (`AssignAhead`), so
+//! they arrive as the food does; they pick it up once `TicketReady` has made it ready. The
+//! deliveries already ready come first, and the booking is the same: ahead or not, a courier
+//! still carries one delivery at a time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -194,6 +202,7 @@ pub struct Dispatcher {
     deliveries: EventStore<Delivery>,
     restaurant: GeoPoint,
     waiting_alert: Option<chrono::Duration>,
+    lead: Option<chrono::Duration>,
 }
 
 /// How long a booking may stay unconfirmed before dispatch checks whether its `Assign` ever
@@ -212,7 +221,18 @@ impl Dispatcher {
             deliveries,
             restaurant,
             waiting_alert: None,
+            lead: None,
         }
+    }
+
+    /// Also sends couriers to deliveries whose food the kitchen expects ready within `lead`
+    /// (nothing ahead for a zero lead).
+    #[must_use]
+    pub fn dispatch_ahead(mut self, lead: Duration) -> Self {
+        self.lead = (!lead.is_zero())
+            .then(|| chrono::Duration::from_std(lead).ok())
+            .flatten();
+        self
     }
 
     /// Also tells the managers about deliveries left waiting longer than `after`.
@@ -277,7 +297,31 @@ impl Dispatcher {
                 notifications::notify_waiting(&self.pool, delivery.order_id, ready_at).await?;
             }
         }
+        if let Some(lead) = self.lead.filter(|_| !nobody_free) {
+            for order_id in self.expected_soon(lead).await? {
+                match self.dispatch_as(order_id, true).await? {
+                    Some(_) => assigned += 1,
+                    None if self.free_couriers(None).await?.is_empty() => break,
+                    None => {}
+                }
+            }
+        }
         Ok(assigned)
+    }
+
+    /// Deliveries still only requested, no courier yet, whose food the kitchen expects ready
+    /// within `lead`: soonest first.
+    async fn expected_soon(&self, lead: chrono::Duration) -> Result<Vec<Uuid>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT d.order_id FROM live_deliveries d
+               JOIN delivery_ready_estimates e ON e.order_id = d.order_id
+              WHERE d.status = 'requested' AND d.courier_id IS NULL AND e.ready_at <= $1
+              ORDER BY e.ready_at, d.order_id LIMIT $2",
+        )
+        .bind(Utc::now() + lead)
+        .bind(QUEUE_PAGE)
+        .fetch_all(&self.pool)
+        .await
     }
 
     /// Releases the bookings whose `Assign` never happened: a dispatcher killed between its
@@ -333,13 +377,22 @@ impl Dispatcher {
     /// # Errors
     /// A database error, or a command failure other than the delivery having moved on.
     pub async fn dispatch(&self, order_id: Uuid) -> Result<Option<Uuid>, DispatchError> {
+        self.dispatch_as(order_id, false).await
+    }
+
+    /// [`Self::dispatch`], or with `ahead`, to a delivery whose food is not ready yet.
+    async fn dispatch_as(
+        &self,
+        order_id: Uuid,
+        ahead: bool,
+    ) -> Result<Option<Uuid>, DispatchError> {
         for courier in self.free_couriers(Some(order_id)).await? {
             match book(&self.pool, courier.id, order_id, false).await? {
                 Booking::Booked { .. } => {}
                 Booking::CourierBusy => continue,
                 Booking::AlreadyBooked | Booking::OrderTaken => return Ok(None),
             }
-            match self.assign(order_id, courier.id).await {
+            match self.assign(order_id, courier.id, ahead).await {
                 Ok(true) => return Ok(Some(courier.id)),
                 Ok(false) => {
                     unbook(&self.pool, courier.id, order_id, None).await?;
@@ -354,22 +407,37 @@ impl Dispatcher {
         Ok(None)
     }
 
-    /// Issues `Assign` if the delivery still waits for a courier; `false` when it has moved
-    /// on (cancelled, assigned by a manager meanwhile, not ready after all).
-    async fn assign(&self, order_id: Uuid, courier_id: Uuid) -> Result<bool, DispatchError> {
+    /// Issues `Assign` (or `AssignAhead`) if the delivery still waits for a courier; `false`
+    /// when it has moved on (cancelled, assigned by a manager meanwhile, not ready after all).
+    async fn assign(
+        &self,
+        order_id: Uuid,
+        courier_id: Uuid,
+        ahead: bool,
+    ) -> Result<bool, DispatchError> {
         let id = order_id.to_string();
         let loaded = store::load::<Delivery>(&self.pool, &id)
             .await
             .map_err(|e| DispatchError::Command(e.to_string()))?;
-        if loaded.aggregate.status() != Some(DeliveryStatus::ReadyForPickup) {
+        let waiting = match loaded.aggregate.status() {
+            Some(DeliveryStatus::ReadyForPickup) => true,
+            Some(DeliveryStatus::Requested) => ahead,
+            _ => false,
+        };
+        if !waiting {
             return Ok(false);
         }
+        let (cause, at) = (
+            if ahead { "dispatch-ahead" } else { "dispatch" },
+            Utc::now(),
+        );
         let metadata = CommandMetadata::by(r#"{"kind":"system"}"#.to_owned())
             .correlation(id.clone())
-            .causation(format!("dispatch:{}", Uuid::new_v4()));
-        let command = DeliveryCommand::Assign {
-            courier_id,
-            at: Utc::now(),
+            .causation(format!("{cause}:{}", Uuid::new_v4()));
+        let command = if ahead {
+            DeliveryCommand::AssignAhead { courier_id, at }
+        } else {
+            DeliveryCommand::Assign { courier_id, at }
         };
         match self
             .deliveries
@@ -377,7 +445,7 @@ impl Dispatcher {
             .await
         {
             Ok(()) => {
-                tracing::info!(%order_id, %courier_id, "dispatched");
+                tracing::info!(%order_id, %courier_id, ahead, "dispatched");
                 Ok(true)
             }
             Err(AggregateError::UserError(
@@ -529,7 +597,8 @@ impl EventHandler for Workload {
             }
             DeliveryEvent::DeliveryRequested { .. }
             | DeliveryEvent::DeliveryReadyForPickup { .. }
-            | DeliveryEvent::DeliveryPickedUp { .. } => {}
+            | DeliveryEvent::DeliveryPickedUp { .. }
+            | DeliveryEvent::DeliveryRouteRecorded { .. } => {}
         }
         Ok(())
     }

@@ -11,16 +11,21 @@
 //! - read models: live deliveries and the fleet (`brigade_projections::{live_deliveries,
 //!   couriers}`), fed by the service's own stream and pushed live over SSE; couriers' last
 //!   positions, kept out of the event store;
-//! - [`notifications`]: who is told what, once, in-app and through [`webhooks`];
+//! - [`notifications`]: who is told what, once, in-app, through [`webhooks`] and by
+//!   [`email`] (over [`smtp`]) when a relay is configured;
+//! - [`route`]: the courier's way with the food, sampled from positions into the delivery;
 //! - [`api`]: the HTTP endpoints; [`geo`]: distances and ETAs.
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod config;
 pub mod dispatch;
+pub mod email;
 pub mod geo;
 pub mod notifications;
+pub mod route;
 pub mod schema;
+pub mod smtp;
 pub mod subscriptions;
 pub mod webhooks;
 
@@ -31,12 +36,14 @@ use brigade_projections::{couriers, feed, live_deliveries};
 
 pub use config::DeliveryConfig;
 
-/// Starts the delivery service with its default configuration and serves until SIGTERM.
+/// Starts the delivery service with its default configuration (and the SMTP relay and
+/// dispatch lead of `settings`) and serves until SIGTERM.
 ///
 /// # Errors
 /// When PostgreSQL cannot be reached at start-up, or the port is taken.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    run_with(settings, DeliveryConfig::default()).await
+    let config = DeliveryConfig::from_settings(&settings).map_err(anyhow::Error::msg)?;
+    run_with(settings, config).await
 }
 
 /// Starts the delivery service with `config` and serves until SIGTERM.
@@ -71,7 +78,8 @@ pub async fn run_with(settings: Settings, config: DeliveryConfig) -> anyhow::Res
     if config.auto_dispatch {
         let dispatcher =
             dispatch::Dispatcher::new(service.pool.clone(), deliveries.clone(), config.restaurant)
-                .alert_after(config.waiting_alert);
+                .alert_after(config.waiting_alert)
+                .dispatch_ahead(config.dispatch_lead);
         let (hub, interval) = (hub.clone(), config.dispatch_interval);
         service.spawn(move |shutdown| dispatcher.run(hub, interval, shutdown));
     }
@@ -82,6 +90,17 @@ pub async fn run_with(settings: Settings, config: DeliveryConfig) -> anyhow::Res
     );
     let interval = config.webhook_interval;
     service.spawn(move |shutdown| sender.run(interval, shutdown));
+    email::set_channel(&service.pool, config.smtp.is_some()).await?;
+    if let Some(smtp) = config.smtp.clone() {
+        let sender = email::EmailSender::new(
+            service.pool.clone(),
+            smtp,
+            config.email_retry_base,
+            config.email_max_attempts,
+        );
+        let interval = config.email_interval;
+        service.spawn(move |shutdown| sender.run(interval, shutdown));
+    }
     let context = api::Context {
         pool: service.pool.clone(),
         deliveries,
@@ -89,6 +108,7 @@ pub async fn run_with(settings: Settings, config: DeliveryConfig) -> anyhow::Res
         hub,
         restaurant: config.restaurant,
         live_reads: feed::SharedReads::default(),
+        route_batch: config.route_batch,
     };
     service
         .serve(
@@ -122,6 +142,7 @@ pub fn openapi_document() -> String {
         hub: feed::FeedHub::detached(),
         restaurant: DeliveryConfig::default().restaurant,
         live_reads: feed::SharedReads::default(),
+        route_batch: DeliveryConfig::default().route_batch,
     };
     brigade_platform::runtime::openapi_document(ServiceName::Delivery, api::api(&context))
 }

@@ -16,7 +16,8 @@
 //! `ON CONFLICT DO NOTHING`, inside the consumer's transaction that also advances its
 //! checkpoint. A redelivered event, a replayed one, or a second position near the door finds
 //! the key and notifies nobody again. The webhook deliveries of a notification are queued in
-//! that same transaction ([`crate::webhooks`]), so none is lost or doubled either.
+//! that same transaction ([`crate::webhooks`]), and so is its e-mail when the SMTP channel is
+//! configured ([`crate::email`]), so none is lost or doubled either.
 //!
 //! Notifications are shown in-app: listed at `GET /notifications`, pushed live over SSE (the
 //! `notifications` feed, key `{recipient}/{id}`).
@@ -126,6 +127,19 @@ pub async fn notify(
     .bind(id)
     .execute(&mut *tx)
     .await?;
+    if let Recipient::Account(account_id) = recipient {
+        // Queued only while the e-mail channel is on, to an address identity gave us.
+        sqlx::query(
+            "INSERT INTO email_deliveries (notification_id, address)
+             SELECT $1, a.email FROM identity_accounts a JOIN email_channel c ON c.enabled
+              WHERE a.account_id = $2 AND a.email IS NOT NULL
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+    }
     feed::record(tx, FEED, &format!("{}/{id}", recipient.key())).await?;
     Ok(Some(id))
 }
@@ -410,7 +424,8 @@ impl EventHandler for DeliveryNotifications {
             DeliveryEvent::DeliveryRequested { .. }
             | DeliveryEvent::DeliveryReadyForPickup { .. }
             | DeliveryEvent::CourierUnassigned { .. }
-            | DeliveryEvent::DeliveryCancelled { .. } => return Ok(()),
+            | DeliveryEvent::DeliveryCancelled { .. }
+            | DeliveryEvent::DeliveryRouteRecorded { .. } => return Ok(()),
         };
         let Some(recipient) = recipient else {
             return Ok(());

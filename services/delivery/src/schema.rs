@@ -1,6 +1,7 @@
 //! The delivery service's own tables, beside the event store and the read models: what
-//! dispatch needs to never book a courier twice, what it remembers from identity, and the
-//! notifications with their webhook deliveries.
+//! dispatch needs to never book a courier twice, what it remembers from identity, the
+//! notifications with their webhook and e-mail deliveries, the sampled routes, and the
+//! kitchen's ready-time quotes.
 
 use brigade_nats::Migration;
 
@@ -96,6 +97,51 @@ CREATE TABLE webhook_deliveries (
     UNIQUE (webhook_id, notification_id)
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+",
+    },
+    Migration {
+        name: "0420_route_estimates_email",
+        sql: r"
+-- The courier's route with the food, sampled from their positions (crate::route): the fast
+-- side of `DeliveryRouteRecorded`. A sample waits here (`recorded = false`) until a batch is
+-- recorded on the delivery; the primary key makes a sample taken twice one row.
+CREATE TABLE delivery_route_samples (
+    order_id   uuid             NOT NULL,
+    courier_id uuid             NOT NULL,
+    lat        double precision NOT NULL,
+    lon        double precision NOT NULL,
+    taken_at   timestamptz      NOT NULL,
+    recorded   boolean          NOT NULL DEFAULT false,
+    PRIMARY KEY (order_id, taken_at)
+);
+CREATE INDEX delivery_route_samples_pending ON delivery_route_samples (order_id) WHERE NOT recorded;
+
+-- The kitchen's latest ready-time quote of each order (`kitchen.estimate.ticket_estimated`):
+-- dispatch sends a courier ahead when the food is expected within its lead.
+CREATE TABLE delivery_ready_estimates (
+    order_id uuid        PRIMARY KEY,
+    ready_at timestamptz NOT NULL,
+    quoted_at timestamptz NOT NULL
+);
+
+-- E-mail (crate::email): the addresses identity told us, whether the channel is on, and the
+-- delivery log that is also the sender's outbox (one row per notification, never two).
+ALTER TABLE identity_accounts ADD COLUMN email text;
+CREATE TABLE email_channel (
+    id      boolean PRIMARY KEY DEFAULT true CHECK (id),
+    enabled boolean NOT NULL
+);
+CREATE TABLE email_deliveries (
+    notification_id bigint      PRIMARY KEY REFERENCES notifications (id),
+    address         text        NOT NULL,
+    status          text        NOT NULL DEFAULT 'pending',
+    attempts        integer     NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    claimed_at      timestamptz,
+    last_error      text,
+    sent_at         timestamptz
+);
+CREATE INDEX email_deliveries_due ON email_deliveries (next_attempt_at) WHERE status = 'pending';
 ",
     },
 ];

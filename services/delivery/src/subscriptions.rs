@@ -7,6 +7,7 @@
 //! | `orders.order.cancelled` | `Delivery::Cancel`: the delivery closes, its courier is freed |
 //! | `orders.order.rejected` | `Delivery::Cancel`: the kitchen cannot make it, nothing to deliver |
 //! | `kitchen.ticket.ready` | `Delivery::MarkReadyForPickup`: dispatch may assign a courier |
+//! | `kitchen.estimate.ticket_estimated` | no command: the quote is kept for dispatch, which sends a courier ahead when the food is due within its lead ([`crate::dispatch`]) |
 //! | `identity.account.registered` (role courier) | `Courier::Hire` (id = account id) |
 //! | `identity.account.role_granted` (to courier) | `Courier::Hire`, or reactivation of a former one |
 //! | `identity.account.role_granted` (from courier) | `Courier::Update { active: false }` |
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use brigade_domain::delivery::{
     Courier, CourierCommand, Delivery, DeliveryCommand, DeliveryError, Vehicle,
 };
-use brigade_domain::kitchen::TicketEvent;
+use brigade_domain::kitchen::{EstimateEvent, TicketEvent};
 use brigade_domain::ordering::OrderEvent;
 use brigade_domain::Role;
 use brigade_nats::store::{self, caused_by, handler_error, EventStore};
@@ -60,6 +61,12 @@ pub fn all(
             source: "kitchen",
             aggregate_types: vec!["ticket"],
             handler: Arc::new(FromKitchen { deliveries }),
+        },
+        Subscription {
+            name: "delivery-from-kitchen-estimates".to_owned(),
+            source: "kitchen",
+            aggregate_types: vec!["estimate"],
+            handler: Arc::new(FromKitchenEstimates),
         },
         Subscription {
             name: "delivery-from-identity".to_owned(),
@@ -159,11 +166,46 @@ impl EventHandler for FromKitchen {
     }
 }
 
+/// Keeps the kitchen's latest ready-time quote of each order, for dispatch ahead of readiness.
+pub struct FromKitchenEstimates;
+
+#[async_trait::async_trait]
+impl EventHandler for FromKitchenEstimates {
+    async fn handle(
+        &self,
+        event: &ReceivedEvent,
+        tx: &mut PgConnection,
+    ) -> Result<(), HandlerError> {
+        let EstimateEvent::TicketEstimated {
+            order_id,
+            ready_at,
+            at,
+        } = event
+            .envelope
+            .decode()
+            .map_err(|e| HandlerError::Permanent(format!("not an estimate event: {e}")))?;
+        // Quotes of one order arrive in order; the guard only protects against a replay.
+        sqlx::query(
+            "INSERT INTO delivery_ready_estimates (order_id, ready_at, quoted_at) VALUES ($1, $2, $3)
+             ON CONFLICT (order_id) DO UPDATE SET ready_at = EXCLUDED.ready_at, quoted_at = EXCLUDED.quoted_at
+             WHERE delivery_ready_estimates.quoted_at <= EXCLUDED.quoted_at",
+        )
+        .bind(order_id)
+        .bind(ready_at)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+}
+
 /// The parts of identity's `account` events this service reads. Decoded leniently (unknown
 /// events and fields are ignored): delivery depends on what identity says, not on its types.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AccountRegistered {
+    #[serde(default)]
+    email: Option<String>,
     name: String,
     phone: Option<String>,
     role: Role,
@@ -223,6 +265,19 @@ impl EventHandler for FromIdentity {
                     registered.phone.as_deref(),
                 )
                 .await?;
+                // For the e-mail channel; an address that could not be used as is, is not kept.
+                if let Some(email) = registered
+                    .email
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|e| crate::smtp::is_plain_address(e))
+                {
+                    sqlx::query("UPDATE identity_accounts SET email = $2 WHERE account_id = $1")
+                        .bind(account_id)
+                        .bind(email)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 if registered.role == Role::Courier {
                     self.hire(envelope, account_id, &registered.name, registered.phone)
                         .await?;

@@ -893,3 +893,117 @@ async fn the_home_page_links_to_deliveries_and_couriers() {
     assert!(html.contains("/couriers"));
     app.cleanup().await;
 }
+
+/// The courier's way with the food is sampled from their positions (every 30 s or 100 m),
+/// recorded on the delivery in batches and completed at the handover, and shown with it.
+#[tokio::test]
+async fn the_route_of_the_food_is_sampled_into_the_delivery_and_shown_with_it() {
+    // Auto dispatch off; route samples are recorded three at a time (test_config).
+    let app = TestApp::spawn().await;
+    let (order_id, customer) = app.ready_delivery().await;
+    let (courier, token) = app.courier_on_shift("Rider", 0.0).await;
+    app.post(
+        &format!("/deliveries/{order_id}/assign"),
+        &app.manager,
+        json!({"courierId": courier}),
+    )
+    .await;
+    app.delivery_in(order_id, "assigned").await;
+    // Positions before pickup are not part of the route.
+    let north = |metres: f64| json!({"lat": common::RESTAURANT.0 + metres / 111_195.0, "lon": common::RESTAURANT.1});
+    app.post("/couriers/me/position", &token, north(-500.0))
+        .await;
+    let response = app
+        .post(&format!("/deliveries/{order_id}/pickup"), &token, json!({}))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    app.delivery_in(order_id, "picked_up").await;
+
+    // Pings a few metres apart within seconds are not samples; 100 m further is one.
+    for metres in [0.0, 30.0, 60.0, 150.0, 300.0] {
+        let response = app
+            .post("/couriers/me/position", &token, north(metres))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let recorded = |app: &TestApp| {
+        let pool = app.pool.clone();
+        async move {
+            let payloads: Vec<Value> = sqlx::query_scalar(
+                "SELECT payload FROM events WHERE aggregate_type = 'delivery' AND aggregate_id = $1
+                    AND event_type = 'DeliveryRouteRecorded' ORDER BY sequence",
+            )
+            .bind(order_id.to_string())
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            payloads
+        }
+    };
+    // Three samples make a batch: recorded on the delivery at once.
+    let first = recorded(&app).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    let points = first[0]["DeliveryRouteRecorded"]["points"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(points.len(), 3);
+    assert_eq!(
+        first[0]["DeliveryRouteRecorded"]["courierId"],
+        courier.to_string()
+    );
+
+    // 10 m on: not a sample; 200 m on: one, waiting; 20 m on: not, until the handover.
+    for metres in [310.0, 500.0, 520.0] {
+        app.post("/couriers/me/position", &token, north(metres))
+            .await;
+    }
+    assert_eq!(recorded(&app).await.len(), 1);
+    let response = app
+        .post(
+            &format!("/deliveries/{order_id}/deliver"),
+            &token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let all = recorded(&app).await;
+    assert_eq!(all.len(), 2, "the rest is recorded before the handover");
+    assert_eq!(
+        all[1]["DeliveryRouteRecorded"]["points"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let types: Vec<String> = sqlx::query_scalar(
+        "SELECT event_type FROM events WHERE aggregate_type = 'delivery' AND aggregate_id = $1
+          ORDER BY sequence DESC LIMIT 2",
+    )
+    .bind(order_id.to_string())
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(types, ["DeliveryDelivered", "DeliveryRouteRecorded"]);
+
+    // The customer sees the whole route, in order, from the pickup to the door.
+    let customer_token = app.token(customer, Role::Customer);
+    let delivery: Value = eventually("the delivered delivery", || async {
+        let response = app
+            .get(&format!("/deliveries/{order_id}"), &customer_token)
+            .await;
+        let body: Value = response.json().await.ok()?;
+        (body["status"] == "delivered").then_some(body)
+    })
+    .await;
+    let route = delivery["route"].as_array().unwrap();
+    let metres: Vec<i64> = route
+        .iter()
+        .map(|p| ((p["lat"].as_f64().unwrap() - common::RESTAURANT.0) * 111_195.0).round() as i64)
+        .collect();
+    assert_eq!(metres, [0, 150, 300, 500, 520]);
+    assert!(route
+        .windows(2)
+        .all(|w| w[0]["at"].as_str() < w[1]["at"].as_str()));
+    app.cleanup().await;
+}

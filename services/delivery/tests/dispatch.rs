@@ -246,3 +246,62 @@ async fn a_declined_delivery_goes_to_the_next_courier_and_waits_when_everyone_de
     assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND);
     app.cleanup().await;
 }
+
+/// The kitchen's quote brings the courier in time: a delivery whose food is expected within
+/// the dispatch lead gets a courier before it is ready, who picks up only once it is; a
+/// courier sent ahead is as booked as any other.
+#[tokio::test]
+async fn a_courier_is_sent_ahead_when_the_kitchen_expects_the_food_within_the_lead() {
+    // The lead is five minutes (test_config).
+    let app = TestApp::spawn_with(test_config()).await;
+    let (near, near_token) = app.courier_on_shift("Near", 0.2).await;
+    let (soon, later) = (Uuid::new_v4(), Uuid::new_v4());
+    app.place_order(soon, Uuid::new_v4()).await;
+    app.place_order(later, Uuid::new_v4()).await;
+    app.delivery_in(soon, "requested").await;
+    app.delivery_in(later, "requested").await;
+    let minutes = |n: i64| Utc::now() + chrono::Duration::minutes(n);
+    app.ticket_estimated(later, 1, minutes(20)).await;
+    app.ticket_estimated(soon, 1, minutes(3)).await;
+
+    let ahead = app.delivery_in(soon, "assigned").await;
+    assert_eq!(ahead["courier"]["id"], near.to_string());
+    assert!(ahead["readyAt"].is_null(), "sent before the food is ready");
+    // Food expected in twenty minutes: no courier yet, even a free one.
+    let (far, _) = app.courier_on_shift("Far", 2.0).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(app.delivery(later).await.unwrap()["status"], "requested");
+
+    // The courier waits for the kitchen.
+    let pickup = format!("/deliveries/{soon}/pickup");
+    let response = app.post(&pickup, &near_token, json!({})).await;
+    assert_eq!(response.status(), reqwest::StatusCode::CONFLICT);
+    assert_eq!(
+        common::problem_code(response).await,
+        "delivery-not-ready-for-pickup"
+    );
+
+    // The second quote moves `later` within the lead: it goes to the courier who is free,
+    // never to the one already sent for `soon`.
+    app.ticket_estimated(later, 2, minutes(2)).await;
+    let second = app.delivery_in(later, "assigned").await;
+    assert_eq!(second["courier"]["id"], far.to_string());
+
+    // The food is ready: the courier sent ahead stays assigned and may now pick it up.
+    app.ticket_ready(soon).await;
+    let ready = eventually("the food ready for the courier sent ahead", || async {
+        app.delivery(soon)
+            .await
+            .filter(|d| d["status"] == "assigned" && d["readyAt"].is_string())
+    })
+    .await;
+    assert_eq!(ready["courier"]["id"], near.to_string());
+    let response = app.post(&pickup, &near_token, json!({})).await;
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let busy: i64 = sqlx::query_scalar("SELECT count(*) FROM courier_workload")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(busy, 2, "one booking per courier");
+    app.cleanup().await;
+}

@@ -423,3 +423,179 @@ async fn webhooks_receive_signed_notifications_retried_after_failures_then_parke
     assert_eq!(flaky.received().len(), 3);
     app.cleanup().await;
 }
+
+/// A tiny SMTP server, enough for the delivery service's client: it greets, answers EHLO,
+/// MAIL, RCPT, DATA and QUIT, refuses the first `refusals` recipients with a 451 (try later),
+/// and keeps each accepted message with its recipient.
+#[derive(Clone, Default)]
+struct SmtpReceiver {
+    refusals: Arc<Mutex<usize>>,
+    accepted: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl SmtpReceiver {
+    async fn serve(&self) -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let receiver = self.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let receiver = receiver.clone();
+                tokio::spawn(async move { receiver.session(socket).await });
+            }
+        });
+        port
+    }
+
+    async fn session(&self, socket: tokio::net::TcpStream) {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let (read, mut write) = socket.into_split();
+        let mut lines = BufReader::new(read).lines();
+        write.write_all(b"220 test.local ESMTP\r\n").await.unwrap();
+        let mut recipient = String::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let upper = line.to_ascii_uppercase();
+            let reply: &[u8] = if upper.starts_with("EHLO") {
+                b"250-test.local\r\n250 8BITMIME\r\n"
+            } else if upper.starts_with("MAIL FROM:") {
+                b"250 sender ok\r\n"
+            } else if upper.starts_with("RCPT TO:") {
+                let mut refusals = self.refusals.lock().unwrap();
+                if *refusals > 0 {
+                    *refusals -= 1;
+                    b"451 4.3.0 try again later\r\n"
+                } else {
+                    recipient = line[8..].trim().trim_matches(['<', '>']).to_owned();
+                    b"250 recipient ok\r\n"
+                }
+            } else if upper == "DATA" {
+                write.write_all(b"354 go ahead\r\n").await.unwrap();
+                let mut message = String::new();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if line == "." {
+                        break;
+                    }
+                    // Undo the dot-stuffing.
+                    message.push_str(line.strip_prefix('.').unwrap_or(&line));
+                    message.push('\n');
+                }
+                self.accepted
+                    .lock()
+                    .unwrap()
+                    .push((recipient.clone(), message));
+                b"250 queued\r\n"
+            } else if upper == "QUIT" {
+                write.write_all(b"221 bye\r\n").await.unwrap();
+                return;
+            } else {
+                b"500 what?\r\n"
+            };
+            write.write_all(reply).await.unwrap();
+        }
+    }
+
+    fn accepted(&self) -> Vec<(String, String)> {
+        self.accepted.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn notifications_are_emailed_through_smtp_retried_and_never_twice() {
+    let smtp = SmtpReceiver {
+        refusals: Arc::new(Mutex::new(1)),
+        ..SmtpReceiver::default()
+    };
+    let port = smtp.serve().await;
+    let app = TestApp::spawn_with(brigade_delivery::DeliveryConfig {
+        auto_dispatch: false,
+        smtp: Some(
+            brigade_delivery::smtp::SmtpConfig::from_url(
+                &format!("smtp://127.0.0.1:{port}"),
+                Some("bistro@brigade.test"),
+            )
+            .unwrap(),
+        ),
+        ..test_config()
+    })
+    .await;
+    // Identity tells the service the customer's address.
+    let (order_id, customer) = (Uuid::new_v4(), Uuid::new_v4());
+    app.publish(
+        "identity",
+        "account",
+        customer,
+        1,
+        "AccountRegistered",
+        json!({"AccountRegistered": {
+            "accountId": customer, "email": "claire@brigade.test", "name": "Claire",
+            "phone": null, "role": "customer", "registeredBy": {"kind": "system"},
+            "at": Utc::now(),
+        }}),
+    )
+    .await;
+    eventually("the customer's address", || async {
+        let email: Option<String> =
+            sqlx::query_scalar("SELECT email FROM identity_accounts WHERE account_id = $1")
+                .bind(customer)
+                .fetch_optional(&app.pool)
+                .await
+                .unwrap()
+                .flatten();
+        email
+    })
+    .await;
+    app.place_order(order_id, customer).await;
+    order_event(
+        &app,
+        order_id,
+        2,
+        OrderEvent::OrderAccepted { at: Utc::now() },
+    )
+    .await;
+
+    // Refused once (451), retried, then accepted: one message, as the notification says.
+    let accepted = eventually("the e-mail", || async {
+        let accepted = smtp.accepted();
+        (!accepted.is_empty()).then_some(accepted)
+    })
+    .await;
+    let (recipient, message) = &accepted[0];
+    assert_eq!(recipient, "claire@brigade.test");
+    assert!(message.contains("Subject: Order accepted\n"), "{message}");
+    assert!(message.contains("To: <claire@brigade.test>\n"), "{message}");
+    assert!(message.contains("From: Brigade <bistro@brigade.test>\n"));
+    assert!(message.contains("The kitchen has accepted your order."));
+    assert!(message.contains(&format!("Order {order_id}")));
+    assert!(message.contains("Message-ID: <notification-"));
+
+    order_event(
+        &app,
+        order_id,
+        3,
+        OrderEvent::OrderInPreparation { at: Utc::now() },
+    )
+    .await;
+    eventually("the second e-mail", || async {
+        (smtp.accepted().len() == 2).then_some(())
+    })
+    .await;
+    // The accepted event again (a redelivery), and time for any repeat: none comes.
+    order_event(
+        &app,
+        order_id,
+        2,
+        OrderEvent::OrderAccepted { at: Utc::now() },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let accepted = smtp.accepted();
+    assert_eq!(accepted.len(), 2);
+    assert!(accepted[1].1.contains("Subject: In preparation\n"));
+    let log: Vec<(String, i32)> =
+        sqlx::query_as("SELECT status, attempts FROM email_deliveries ORDER BY notification_id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(log, [("sent".to_owned(), 2), ("sent".to_owned(), 1)]);
+    app.cleanup().await;
+}

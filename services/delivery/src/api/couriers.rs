@@ -19,7 +19,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use super::{courier_problem, metadata, problems, Context, DeliveryTags};
-use crate::{dispatch, geo, notifications};
+use crate::{dispatch, geo, notifications, route};
 
 /// A courier to hire.
 #[derive(Debug, Object)]
@@ -210,6 +210,8 @@ impl CouriersApi {
     /// The calling courier's position, several times a minute while on shift. Kept as the
     /// courier's last position (not as events) and pushed live to the pages of the
     /// deliveries they carry; near the door, the customer is told the food is arriving.
+    /// While they carry food, a position every 30 s (or 100 m) is sampled into the
+    /// delivery's route.
     #[oai(path = "/couriers/me/position", method = "post")]
     async fn position(
         &self,
@@ -259,7 +261,18 @@ impl CouriersApi {
         notifications::notify_arriving(&mut tx, courier_id, position)
             .await
             .map_err(|e| read_problem(&e))?;
+        let full = route::sample(&mut tx, courier_id, position, self.0.route_batch)
+            .await
+            .map_err(|e| read_problem(&e))?;
         tx.commit().await.map_err(|e| read_problem(&e))?;
+        for order_id in full {
+            // The position is stored; a batch that fails to record waits for the next one.
+            if let Err(error) =
+                route::flush(&self.0.pool, &self.0.deliveries, order_id, false).await
+            {
+                tracing::warn!(%order_id, %error, "route samples not recorded yet");
+            }
+        }
         Ok(Json(position))
     }
 }

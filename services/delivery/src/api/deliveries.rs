@@ -1,6 +1,6 @@
 //! Deliveries: the live list, one delivery with its courier's position and ETA (also as a
-//! live stream), a manager's assignment, and the assigned courier's pickup, handover or
-//! failure.
+//! live stream) and its sampled route, a manager's assignment, and the assigned courier's
+//! pickup, handover or failure.
 
 use brigade_domain::delivery::{Courier, Delivery, DeliveryCommand, DeliveryError, DeliveryStatus};
 use brigade_domain::Role;
@@ -22,6 +22,7 @@ use uuid::Uuid;
 use super::{delivery_problem, may_see, metadata, problems, Context, DeliveryTags};
 use crate::dispatch::{self, Booking};
 use crate::geo;
+use crate::route::{self, RoutePointView};
 
 /// A manager's choice of courier.
 #[derive(Debug, Object)]
@@ -53,6 +54,17 @@ pub struct DeliveryChange {
     /// Also the SSE `id`: send it back as `Last-Event-ID` to resume.
     pub change_id: i64,
     pub delivery: LiveDelivery,
+}
+
+/// One delivery with the route its courier took with the food.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct DeliveryDetail {
+    #[oai(flatten)]
+    pub delivery: LiveDelivery,
+    /// The courier's way since pickup, sampled every 30 s or 100 m, oldest point first;
+    /// empty until the food is picked up.
+    pub route: Vec<RoutePointView>,
 }
 
 /// The delivery endpoints.
@@ -88,14 +100,22 @@ impl DeliveriesApi {
     }
 
     /// One delivery, whatever its state, with the courier's last position and ETA while on
-    /// the way: for the order's customer, its courier and the manager.
+    /// the way, and the route sampled since pickup: for the order's customer, its courier and
+    /// the manager.
     #[oai(path = "/deliveries/:order_id", method = "get")]
     async fn delivery(
         &self,
         auth: BearerAuth,
         order_id: Path<Uuid>,
-    ) -> Result<Json<LiveDelivery>, Problem> {
-        self.visible(&auth, order_id.0).await.map(Json)
+    ) -> Result<Json<DeliveryDetail>, Problem> {
+        let delivery = self.visible(&auth, order_id.0).await?;
+        let route = route::route(&self.0.pool, order_id.0)
+            .await
+            .map_err(|e| match e {
+                route::RouteError::Database(e) => read_problem(&e),
+                other @ route::RouteError::Command(_) => Problem::internal(&other),
+            })?;
+        Ok(Json(DeliveryDetail { delivery, route }))
     }
 
     /// The delivery live (server-sent events): one `delivery` event with the whole delivery
@@ -266,6 +286,7 @@ impl DeliveriesApi {
         body: Json<DeliverRequest>,
     ) -> Result<Json<LiveDelivery>, Problem> {
         let courier_id = self.assigned_courier(&auth, order_id.0).await?;
+        self.flush_route(order_id.0).await;
         let DeliverRequest { received_by, note } = body.0;
         let command = DeliveryCommand::Deliver {
             courier_id,
@@ -292,6 +313,7 @@ impl DeliveriesApi {
         body: Json<FailRequest>,
     ) -> Result<Json<LiveDelivery>, Problem> {
         let courier_id = self.assigned_courier(&auth, order_id.0).await?;
+        self.flush_route(order_id.0).await;
         let reason = body.0.reason;
         let command = DeliveryCommand::Fail {
             courier_id,
@@ -307,6 +329,15 @@ impl DeliveriesApi {
 }
 
 impl DeliveriesApi {
+    /// Records the route samples still waiting, ending with the courier's last position: the
+    /// route is complete on the delivery before it is handed over or failed. A failure here
+    /// never holds the handover up; the samples stay, shown with the route.
+    async fn flush_route(&self, order_id: Uuid) {
+        if let Err(error) = route::flush(&self.0.pool, &self.0.deliveries, order_id, true).await {
+            tracing::warn!(%order_id, %error, "the route could not be recorded before the handover");
+        }
+    }
+
     /// The delivery from the read model, if the caller may see it; 404 otherwise.
     async fn visible(&self, auth: &BearerAuth, order_id: Uuid) -> Result<LiveDelivery, Problem> {
         let not_found = || {

@@ -47,6 +47,8 @@ pub struct Context {
     /// One read of a delivery per change, shared by all its live watchers.
     pub live_reads:
         brigade_projections::feed::SharedReads<brigade_projections::live_deliveries::LiveDelivery>,
+    /// Route samples recorded on the delivery together.
+    pub route_batch: usize,
 }
 
 /// The whole API, as served: both groups of endpoints.

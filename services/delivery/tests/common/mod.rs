@@ -185,6 +185,8 @@ impl TestApp {
             contact_phone: Some("+33 1 23 45 67 89".into()),
             total: Money::eur(2450),
             placed_at: Utc::now(),
+            allergies: Vec::new(),
+            scheduled_for: None,
         };
         let payload = serde_json::to_value(&event).unwrap();
         self.publish("orders", "order", order_id, 1, &event.event_type(), payload)
@@ -219,6 +221,30 @@ impl TestApp {
             "ticket",
             order_id,
             1,
+            &event.event_type(),
+            payload,
+        )
+        .await;
+    }
+
+    /// The kitchen's `TicketEstimated`: the food of `order_id` expected ready at `ready_at`.
+    pub async fn ticket_estimated(
+        &self,
+        order_id: Uuid,
+        sequence: i64,
+        ready_at: chrono::DateTime<Utc>,
+    ) {
+        let event = brigade_domain::kitchen::EstimateEvent::TicketEstimated {
+            order_id,
+            ready_at,
+            at: Utc::now(),
+        };
+        let payload = serde_json::to_value(&event).unwrap();
+        self.publish(
+            "kitchen",
+            "estimate",
+            order_id,
+            sequence,
             &event.event_type(),
             payload,
         )
@@ -345,6 +371,12 @@ pub fn test_config() -> DeliveryConfig {
         webhook_interval: Duration::from_millis(100),
         webhook_retry_base: Duration::from_millis(200),
         webhook_max_attempts: 3,
+        dispatch_lead: Duration::from_secs(5 * 60),
+        smtp: None,
+        email_interval: Duration::from_millis(100),
+        email_retry_base: Duration::from_millis(200),
+        email_max_attempts: 3,
+        route_batch: 3,
     }
 }
 
