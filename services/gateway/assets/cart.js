@@ -1,6 +1,7 @@
 // The cart, kept in the browser's localStorage so that it survives a reload (and is shared by
-// the tabs of one browser). Lines: { dishId, name, price: {amount, currency}, quantity, note }.
-// The server never trusts it: the orders service prices each order from its own menu.
+// the tabs of one browser). Lines: { dishId, name, price: {amount, currency}, quantity, note,
+// options: [{groupId, choiceId, group, choice, priceDelta}] }; `price` includes the options'
+// deltas. The server never trusts it: the orders service prices each order from its own menu.
 
 const KEY = 'brigade.cart.v1';
 const MAX_QUANTITY = 50;
@@ -40,15 +41,22 @@ export function cartTotal() {
   };
 }
 
-/** Adds dishes (same dish and same note: one line). */
+/** The picked options of a line as one comparable string. */
+export function optionsKey(options) {
+  return (options || []).map((o) => `${o.groupId}/${o.choiceId}`).sort().join(',');
+}
+
+/** Adds dishes (same dish, same options and same note: one line). */
 export function addToCart(item, quantity = 1) {
   const lines = read();
   const note = item.note || '';
-  const line = lines.find((l) => l.dishId === item.dishId && (l.note || '') === note);
+  const options = item.options || [];
+  const key = optionsKey(options);
+  const line = lines.find((l) => l.dishId === item.dishId && (l.note || '') === note && optionsKey(l.options) === key);
   if (line) {
     line.quantity = Math.min(MAX_QUANTITY, line.quantity + quantity);
   } else {
-    lines.push({ dishId: item.dishId, name: item.name, price: item.price, quantity: Math.min(MAX_QUANTITY, quantity), note });
+    lines.push({ dishId: item.dishId, name: item.name, price: item.price, quantity: Math.min(MAX_QUANTITY, quantity), note, options });
   }
   write(lines);
 }

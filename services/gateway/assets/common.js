@@ -64,6 +64,9 @@ export function problemMessage(result) {
     case 'order-dish-unavailable':
     case 'order-unknown-dish': return t('order_failed', { reason: T.sold_out });
     case 'order-invalid-address': return T.address_required;
+    case 'ticket-undo-window-passed':
+    case 'ticket-too-late-to-undo':
+    case 'ticket-nothing-to-undo': return T.undo_too_late;
     default: return T.error_generic;
   }
 }

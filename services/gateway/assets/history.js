@@ -7,7 +7,7 @@ document.addEventListener('click', (event) => {
   const button = event.target.closest('[data-reorder]');
   if (!button) return;
   for (const line of JSON.parse(button.dataset.reorder)) {
-    addToCart({ dishId: line.dishId, name: line.name, price: line.price, note: line.note || '' }, line.quantity);
+    addToCart({ dishId: line.dishId, name: line.name, price: line.price, note: line.note || '', options: line.options || [] }, line.quantity);
   }
   toast(T.reordered, 'success');
   setTimeout(() => { location.href = '/cart'; }, 400);

@@ -1,9 +1,10 @@
 // The kitchen screen, live: each change of the queue (the kitchen's stream) re-renders that
 // ticket's card; a ticket that is no longer open leaves the screen; a new one chimes. Timers
-// tick every second and turn amber (75 % of the target) then red (past it). The station filter
+// tick every second and turn amber (75 % of the target) then red (past it); an item's undo
+// button disappears when its two minutes are up. The station filter
 // and the sound choice are remembered by this screen.
 
-import { T, t, count, refresh, toast, chime, api, problemMessage, LiveStream } from './common.js';
+import { T, t, count, refresh, toast, chime, api, problemMessage, confirmDialog, LiveStream } from './common.js';
 
 const list = document.querySelector('[data-tickets]');
 const empty = document.querySelector('[data-no-tickets]');
@@ -51,6 +52,10 @@ function tick() {
     timer.textContent = `${String(minutes).padStart(2, '0')}:${String(secs % 60).padStart(2, '0')}`;
     card.classList.toggle('late', secs > target);
     card.classList.toggle('warn', secs > target * 0.75 && secs <= target);
+    // An undo button goes when the kitchen's window for it has passed.
+    for (const undo of card.querySelectorAll('[data-undo-until]')) {
+      undo.hidden = now > Date.parse(undo.dataset.undoUntil);
+    }
   }
   const clock = document.querySelector('[data-clock]');
   if (clock) clock.textContent = new Intl.DateTimeFormat(document.documentElement.dataset.locale, { timeStyle: 'short' }).format(new Date());
@@ -129,6 +134,12 @@ new LiveStream('/api/kitchen/tickets/stream', 'ticket', (change) => {
 // After a chef's tap, redraw the card at once (the stream confirms a moment later).
 document.addEventListener('brigade:done', (event) => {
   const orderId = event.target.dataset.ticket;
+  if (event.target.dataset.undo) toast(t('step_undone', { name: event.target.dataset.undo }), 'info');
+  if (orderId) upsert(orderId);
+});
+// A refused undo (window passed, ticket ready meanwhile): the card shows the truth again.
+document.addEventListener('brigade:failed', (event) => {
+  const orderId = event.target.dataset.ticket;
   if (orderId) upsert(orderId);
 });
 
@@ -140,16 +151,42 @@ document.addEventListener('click', async (event) => {
     applyStation();
     return;
   }
+  // "Épuisé": the kitchen ran out of this dish; the menu stops offering it within a second.
+  const soldOut = event.target.closest('[data-sold-out]');
+  if (soldOut) {
+    const name = soldOut.dataset.dishName;
+    if (!(await confirmDialog(t('sold_out_confirm', { name })))) return;
+    const result = await api('POST', `/api/kitchen/dishes/${soldOut.dataset.soldOut}/sold-out`, {});
+    toast(result.ok ? t('sold_out_done', { name }) : problemMessage(result), result.ok ? 'success' : 'error');
+    return;
+  }
   const reject = event.target.closest('[data-reject]');
   if (reject) {
     const dialog = document.getElementById('reject-dialog');
     const reason = dialog.querySelector('#reject-reason');
+    // The card's items, to say which dishes are missing (they are marked sold out too).
+    const missing = dialog.querySelector('[data-reject-items]');
+    const card = document.getElementById(`ticket-${reject.dataset.reject}`);
+    const items = [...(card?.querySelectorAll('.item[data-dish-id]') || [])];
+    missing.replaceChildren(missing.querySelector('legend'), ...items.map((item) => {
+      const label = document.createElement('label');
+      label.className = 'check';
+      const box = document.createElement('input');
+      box.type = 'checkbox';
+      box.value = item.dataset.index;
+      const text = document.createElement('span');
+      text.textContent = item.dataset.dishName;
+      label.append(box, text);
+      return label;
+    }));
+    missing.hidden = items.length === 0;
     reason.value = '';
     dialog.returnValue = '';
     dialog.showModal();
     dialog.addEventListener('close', async () => {
       if (dialog.returnValue !== 'ok' || !reason.value.trim()) return;
-      const result = await api('POST', `/api/kitchen/tickets/${reject.dataset.reject}/reject`, { reason: reason.value.trim() });
+      const soldOutItems = [...missing.querySelectorAll('input:checked')].map((box) => Number(box.value));
+      const result = await api('POST', `/api/kitchen/tickets/${reject.dataset.reject}/reject`, { reason: reason.value.trim(), soldOutItems });
       if (!result.ok) toast(problemMessage(result), 'error');
       upsert(reject.dataset.reject);
     }, { once: true });

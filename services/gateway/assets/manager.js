@@ -1,5 +1,6 @@
 // The manager's console: the board refreshes every few seconds and at each change of the
-// kitchen queue; manual assignment; the menu editor; staff and couriers.
+// kitchen queue; manual assignment; the menu editor; staff and couriers; webhooks; dead
+// letters (replayed or discarded, each leaves the list once done).
 
 import { T, t, api, problemMessage, refresh, toast, confirmDialog, LiveStream } from './common.js';
 
@@ -10,6 +11,27 @@ document.addEventListener('brigade:done', (event) => {
     setTimeout(() => location.reload(), 600);
   }
 });
+
+/** A dead letter handled: it leaves the list; the last one of the page says so. */
+function deadLetterHandled(row, message) {
+  toast(message, 'success');
+  const section = row?.closest('[data-dead-letters]');
+  row?.remove();
+  if (section && !section.querySelector('[data-dead-letter]')) section.remove();
+  const empty = document.querySelector('[data-no-dead-letters]');
+  if (empty && !document.querySelector('[data-dead-letter]') && !document.querySelector('[data-unavailable]')) {
+    empty.hidden = false;
+  }
+}
+
+function deadLetterProblem(result) {
+  switch (result.code) {
+    case 'dead-letter-still-failing': return T.dead_letter_still_failing;
+    case 'dead-letter-closed':
+    case 'dead-letter-not-found': return T.dead_letter_closed;
+    default: return problemMessage(result);
+  }
+}
 
 const board = document.getElementById('board-live');
 const REFRESH_MS = 5000;
@@ -141,6 +163,23 @@ document.addEventListener('click', async (event) => {
     const result = await api('DELETE', `/api/delivery/webhooks/${webhook.dataset.webhookDelete}`);
     if (!result.ok) toast(problemMessage(result), 'error');
     else webhook.closest('[data-webhook]')?.remove();
+    return;
+  }
+  const replay = event.target.closest('[data-dead-letter-replay]');
+  if (replay && !replay.disabled) {
+    replay.disabled = true;
+    const result = await api('POST', replay.dataset.deadLetterReplay);
+    replay.disabled = false;
+    if (!result.ok) toast(deadLetterProblem(result), 'error');
+    else deadLetterHandled(replay.closest('[data-dead-letter]'), T.dead_letter_replayed);
+    return;
+  }
+  const discard = event.target.closest('[data-dead-letter-discard]');
+  if (discard) {
+    if (!(await confirmDialog(T.discard_confirm))) return;
+    const result = await api('POST', discard.dataset.deadLetterDiscard);
+    if (!result.ok) toast(deadLetterProblem(result), 'error');
+    else deadLetterHandled(discard.closest('[data-dead-letter]'), T.dead_letter_discarded);
     return;
   }
   const remove = event.target.closest('[data-courier-remove]');

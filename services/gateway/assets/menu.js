@@ -1,4 +1,5 @@
-// The menu page: add to cart, filters (search and allergens to exclude), and the cart bar.
+// The menu page: add to cart (with the dish's options: cooking, supplements…), filters (search
+// and allergens to exclude), and the cart bar.
 
 import { addToCart, cartLines, cartTotal, cartCount, onCartChange } from './cart.js';
 import { T, t, count, money, toast } from './common.js';
@@ -39,10 +40,58 @@ document.querySelector('[data-clear-filters]')?.addEventListener('click', () => 
   search?.focus();
 });
 
+// Options: the picks of a dish card, as the cart keeps them, and the price they make.
+function pickedOptions(card) {
+  const picked = [];
+  for (const group of card.querySelectorAll('.option-group')) {
+    for (const input of group.querySelectorAll('input:checked')) {
+      picked.push({
+        groupId: group.dataset.groupId, choiceId: input.value,
+        group: group.dataset.groupName, choice: input.dataset.choiceName,
+        priceDelta: { amount: Number(input.dataset.delta) || 0, currency: card.querySelector('[data-base-price]').dataset.currency },
+      });
+    }
+  }
+  return picked;
+}
+
+function optionsPrice(card) {
+  const price = card.querySelector('[data-base-price]');
+  const amount = Number(price.dataset.basePrice) + pickedOptions(card).reduce((s, o) => s + o.priceDelta.amount, 0);
+  return { amount, currency: price.dataset.currency };
+}
+
+// Check boxes stay within the group's maximum (a group of one behaves like radio buttons).
+document.addEventListener('change', (event) => {
+  const group = event.target.closest('.option-group');
+  if (!group) return;
+  const max = Number(group.dataset.max) || 1;
+  const boxes = [...group.querySelectorAll('input[type="checkbox"]')];
+  if (max === 1 && event.target.checked) {
+    for (const box of boxes) if (box !== event.target) box.checked = false;
+  }
+  const full = boxes.filter((b) => b.checked).length >= max;
+  for (const box of boxes) box.disabled = max > 1 && full && !box.checked;
+  const card = group.closest('.dish');
+  card.querySelector('[data-base-price]').textContent = money(optionsPrice(card));
+});
+
 document.addEventListener('click', (event) => {
   const button = event.target.closest('[data-add-to-cart]');
   if (!button) return;
   const item = JSON.parse(button.dataset.addToCart);
+  const card = button.closest('.dish');
+  if (card?.querySelector('.option-group')) {
+    for (const group of card.querySelectorAll('.option-group')) {
+      if (group.querySelectorAll('input:checked').length < Number(group.dataset.min)) {
+        toast(t('option_missing', { name: item.name, group: group.dataset.groupName }), 'error');
+        group.querySelector('input')?.focus();
+        return;
+      }
+    }
+    item.options = pickedOptions(card);
+    item.price = optionsPrice(card);
+  }
   addToCart(item);
   toast(t('added_to_cart', { name: item.name }), 'success');
 });

@@ -1,5 +1,6 @@
-//! The gateway's own knobs: its port, whether browsers reach it over TLS, and the timeouts,
-//! retries and circuit breaker that guard each call to a service. Derived once at start-up from
+//! The gateway's own knobs: its port, whether browsers reach it over TLS, where its sessions
+//! are kept (NATS key-value), and the timeouts, retries and circuit breaker that guard each
+//! call to a service. Derived once at start-up from
 //! the platform [`Settings`] (the services' ports and URLs) and the gateway's own `BRIGADE_*`
 //! variables, with defaults that run on one machine.
 
@@ -8,8 +9,12 @@ use std::time::Duration;
 
 use brigade_platform::{ServiceName, Settings};
 
+use crate::session::SessionStoreConfig;
+
 /// The port browsers use unless `BRIGADE_GATEWAY_PORT` says otherwise.
 pub const DEFAULT_PORT: u16 = 8080;
+/// How long a session lasts from its last refresh: identity's session lifetime (30 days).
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// How the gateway serves browsers and calls the services.
 #[derive(Debug, Clone)]
@@ -40,8 +45,13 @@ pub struct GatewayConfig {
     /// Sessions unused for this long are forgotten (the kitchen screen stays signed in all
     /// day: its actions keep its session in use).
     pub session_idle_timeout: Duration,
-    /// Most sessions kept in memory; past it the least recently used is forgotten.
-    pub max_sessions: usize,
+    /// NATS, whose key-value store keeps the sessions (`BRIGADE_NATS_URL`).
+    pub nats_url: String,
+    /// The sessions' bucket (named after `BRIGADE_NAMESPACE`), its entries' lifetime, replicas.
+    pub sessions: SessionStoreConfig,
+    /// Connections the gateway holds open at once (`BRIGADE_MAX_CONNECTIONS`); more wait in
+    /// the listen backlog until one closes.
+    pub max_connections: usize,
 }
 
 impl GatewayConfig {
@@ -101,6 +111,13 @@ impl GatewayConfig {
             address: SocketAddr::new(settings.host, port),
             services,
             tls,
+            nats_url: settings.nats_url.clone(),
+            sessions: SessionStoreConfig {
+                bucket: settings.namespace.stream("gateway_sessions"),
+                lifetime: SESSION_LIFETIME,
+                replicas: settings.nats_replicas,
+            },
+            max_connections: settings.max_connections,
             ..Self::local(SocketAddr::new(settings.host, port))
         })
     }
@@ -120,7 +137,13 @@ impl GatewayConfig {
             breaker_failures: 5,
             breaker_cool_down: Duration::from_secs(10),
             session_idle_timeout: Duration::from_secs(7 * 24 * 3600),
-            max_sessions: 100_000,
+            nats_url: "nats://127.0.0.1:4222".to_owned(),
+            sessions: SessionStoreConfig {
+                bucket: "GATEWAY_SESSIONS".to_owned(),
+                lifetime: SESSION_LIFETIME,
+                replicas: 1,
+            },
+            max_connections: 4096,
         }
     }
 
@@ -160,6 +183,7 @@ mod tests {
             "http://127.0.0.1:3001"
         );
         assert!(!config.tls);
+        assert_eq!(config.sessions.bucket, "GATEWAY_SESSIONS");
     }
 
     #[test]
@@ -169,8 +193,12 @@ mod tests {
             ("BRIGADE_GATEWAY_PUBLIC_URL", "https://brigade.example"),
             ("BRIGADE_ORDERS_URL", "http://orders:3002/"),
             ("BRIGADE_HOST", "0.0.0.0"),
+            ("BRIGADE_NAMESPACE", "t42"),
+            ("BRIGADE_NATS_URL", "nats://nats:4222"),
         ])
         .expect("valid");
+        assert_eq!(config.sessions.bucket, "T42_GATEWAY_SESSIONS");
+        assert_eq!(config.nats_url, "nats://nats:4222");
         assert_eq!(config.address.port(), 9090);
         assert!(config.tls);
         assert_eq!(

@@ -250,6 +250,10 @@ strings! {
     items_one: "{n} article", "{n} item";
     items_many: "{n} articles", "{n} items";
     prep_time: "≈ {n} min", "≈ {n} min";
+    option_required: "obligatoire, {n} au choix", "required, choose {n}";
+    option_required_range: "obligatoire, {min} à {max} au choix", "required, choose {min} to {max}";
+    option_up_to: "facultatif, jusqu'à {n}", "optional, up to {n}";
+    option_missing: "{name} : choisissez « {group} ».", "{name}: please choose \"{group}\".";
 
     // Cart and checkout
     cart_title: "Votre panier", "Your cart";
@@ -353,6 +357,10 @@ strings! {
     elapsed: "Temps écoulé", "Time elapsed";
     target: "objectif {n} min", "target {n} min";
     ticket_ready: "Bon {id} prêt : envoyé au passe.", "Ticket {id} ready: sent to the pass.";
+    undo: "Annuler", "Undo";
+    undo_step: "Annuler la dernière action : {name}", "Undo the last step: {name}";
+    step_undone: "Étape annulée : {name}", "Step undone: {name}";
+    undo_too_late: "Trop tard pour annuler : l'étape date de plus de deux minutes ou le bon est prêt.", "Too late to undo: the step is more than two minutes old or the ticket is ready.";
 
     // Courier
     courier_title: "Mes livraisons", "My deliveries";
@@ -366,6 +374,7 @@ strings! {
     open_directions: "Ouvrir l'itinéraire", "Open directions";
     call_customer: "Appeler le client", "Call the customer";
     pick_up: "J'ai récupéré la commande", "I have picked it up";
+    food_not_ready: "En préparation : vous pourrez la récupérer dès qu'elle sera prête", "Being prepared: pick it up as soon as it is ready";
     delivered: "Livrée", "Delivered";
     could_not_deliver: "Échec de livraison", "Could not deliver";
     fail_reason: "Que s'est-il passé ?", "What happened?";
@@ -451,7 +460,48 @@ strings! {
     no_webhooks: "Aucun webhook enregistré.", "No webhook registered.";
     recent_notifications: "Notifications récentes", "Recent notifications";
     no_notifications: "Aucune notification pour l'instant.", "No notifications yet.";
+    nav_dead_letters: "Messages en échec", "Dead letters";
+    dead_letters_intro: "Les messages qu'un service n'a pas pu appliquer, mis de côté avec leur erreur. Une fois la cause corrigée, rejouez-les ; sinon, écartez-les.", "Messages a service could not apply, set aside with their error. Once the cause is fixed, replay them; otherwise, discard them.";
+    no_dead_letters: "Aucun message en échec.", "No dead letters.";
+    dead_letter_attempts: "{n} tentative(s)", "{n} attempt(s)";
+    parked_on: "Mis de côté le {date}", "Parked on {date}";
+    replay: "Rejouer", "Replay";
+    discard: "Écarter", "Discard";
+    discard_confirm: "Écarter ce message sans l'appliquer ? C'est définitif.", "Discard this message without applying it? This cannot be undone.";
+    dead_letter_replayed: "Message rejoué.", "Message replayed.";
+    dead_letter_discarded: "Message écarté.", "Message discarded.";
+    dead_letter_still_failing: "Le message échoue encore : corrigez la cause avant de le rejouer.", "The message still fails: fix the cause before replaying it.";
+    dead_letter_closed: "Ce message a déjà été traité.", "This message was already handled.";
     last_seen: "Vue à {time}", "Seen at {time}";
+
+    // Allergies, diets, ready time (checkout) and sold-out dishes (kitchen)
+    dietary_title: "Mes allergies et régimes", "My allergies and diets";
+    dietary_intro: "Déclarez vos allergies : nous vous prévenons avant de commander un plat qui en contient, et la cuisine voit l'alerte sur votre bon.", "Declare your allergies: we warn you before you order a dish that contains one, and the kitchen sees the alert on your ticket.";
+    my_allergens: "Mes allergènes", "My allergens";
+    my_diets: "Mes régimes", "My diets";
+    save_dietary: "Enregistrer mon profil", "Save my profile";
+    dietary_saved: "Profil alimentaire enregistré.", "Dietary profile saved.";
+    diet_vegetarian: "Végétarien", "Vegetarian";
+    diet_vegan: "Végétalien", "Vegan";
+    diet_pescatarian: "Pescétarien", "Pescatarian";
+    diet_gluten_free: "Sans gluten", "Gluten-free";
+    diet_dairy_free: "Sans lactose", "Dairy-free";
+    diet_halal: "Halal", "Halal";
+    diet_kosher: "Casher", "Kosher";
+    allergen_warning_title: "Attention : allergènes déclarés", "Warning: declared allergens";
+    allergen_warning_line: "{dish} contient : {allergens}", "{dish} contains: {allergens}";
+    allergen_confirm: "Je sais que ces plats contiennent mes allergènes et je les commande quand même.", "I know these dishes contain my allergens and I order them anyway.";
+    allergen_confirm_needed: "Confirmez les allergènes avant de commander.", "Please confirm the allergens before ordering.";
+    ready_around: "Prête vers {time}", "Ready around {time}";
+    kitchen_full: "La cuisine est complète pour ce créneau. Prochain créneau libre : {time}.", "The kitchen is full for this slot. Next free slot: {time}.";
+    kitchen_full_no_slot: "La cuisine est complète aujourd'hui : aucun créneau libre.", "The kitchen is full today: no free slot.";
+    schedule_for: "Programmer la commande pour {time}", "Schedule the order for {time}";
+    scheduled_for: "Programmée pour {time}", "Scheduled for {time}";
+    allergy_banner: "ALLERGIE : {list}", "ALLERGY: {list}";
+    sold_out_button: "Épuisé", "Sold out";
+    sold_out_confirm: "Marquer « {name} » comme épuisé ? Le plat disparaît de la carte.", "Mark \"{name}\" as sold out? The dish leaves the menu.";
+    sold_out_done: "{name} est épuisé : retiré de la carte.", "{name} is sold out: off the menu.";
+    reject_sold_out: "Plats manquants (épuisés, retirés de la carte)", "Missing dishes (sold out, taken off the menu)";
 
     // Allergens (EU 1169/2011)
     allergen_gluten: "Gluten", "Gluten";
@@ -486,6 +536,17 @@ pub const ALLERGENS: [&str; 14] = [
     "sulphites",
     "lupin",
     "molluscs",
+];
+
+/// The diets a customer may declare (identity's spelling).
+pub const DIETS: [&str; 7] = [
+    "vegetarian",
+    "vegan",
+    "pescatarian",
+    "gluten_free",
+    "dairy_free",
+    "halal",
+    "kosher",
 ];
 
 /// The kitchen stations the starter menu uses, in the order a pass reads them.
@@ -562,6 +623,21 @@ impl Strings {
             brigade_domain::Role::Chef => self.role_chef,
             brigade_domain::Role::Courier => self.role_courier,
             brigade_domain::Role::Manager => self.role_manager,
+        }
+    }
+
+    /// The label of a diet code; an unknown code is shown as it is.
+    #[must_use]
+    pub fn diet<'a>(&self, code: &'a str) -> &'a str {
+        match code {
+            "vegetarian" => self.diet_vegetarian,
+            "vegan" => self.diet_vegan,
+            "pescatarian" => self.diet_pescatarian,
+            "gluten_free" => self.diet_gluten_free,
+            "dairy_free" => self.diet_dairy_free,
+            "halal" => self.diet_halal,
+            "kosher" => self.diet_kosher,
+            other => other,
         }
     }
 

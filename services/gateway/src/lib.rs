@@ -3,7 +3,8 @@
 //! The map of the service, top to bottom:
 //! - [`config`]: its port, TLS, timeouts, retries and circuit-breaker settings;
 //! - [`upstream`] (with [`breaker`]): every call to a service, guarded;
-//! - [`session`] and [`cookies`]: who is signed in, the tokens kept here and never in the page;
+//! - [`session`] and [`cookies`]: who is signed in, the tokens kept server-side (in a NATS
+//!   key-value bucket shared by every gateway) and never in the page;
 //! - [`visitor`]: per request, the language, the session and the CSRF check;
 //! - [`proxy`]: `/api/{service}/…` forwarded with the user's token, live streams relayed;
 //! - [`sign_in`]: sign-in, sign-up and sign-out pages, which call identity;
@@ -63,14 +64,23 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// The gateway for `config`.
+    /// The gateway for `config`. NATS (the session store) is connected in the background when
+    /// it is down: pages that need no session keep working meanwhile.
     ///
     /// # Errors
-    /// When the HTTP client cannot be built.
-    pub fn new(config: GatewayConfig) -> anyhow::Result<Arc<Self>> {
+    /// When the HTTP client cannot be built or the NATS URL is invalid.
+    pub async fn new(config: GatewayConfig) -> anyhow::Result<Arc<Self>> {
+        let nats = async_nats::ConnectOptions::new()
+            .name("brigade-gateway")
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connection_timeout(Duration::from_secs(2))
+            .connect(&config.nats_url)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach NATS at {}: {e}", config.nats_url))?;
         Ok(Arc::new(Self {
             upstream: Upstream::new(&config)?,
-            sessions: Sessions::new(config.session_idle_timeout, config.max_sessions),
+            sessions: Sessions::new(nats, &config.sessions, config.session_idle_timeout),
             config,
             menu: tokio::sync::Mutex::new(MenuCache::default()),
         }))
@@ -143,6 +153,10 @@ pub fn app(gateway: Arc<Gateway>) -> impl poem::Endpoint {
             "/manager/notifications",
             get(pages::manager::notifications_page),
         )
+        .at(
+            "/manager/dead-letters",
+            get(pages::manager::dead_letters_page),
+        )
         // Signing in and out.
         .at("/login", get(sign_in::login_form).post(sign_in::login))
         .at(
@@ -196,11 +210,13 @@ pub async fn serve(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let address = config.address;
-    let gateway = Gateway::new(config)?;
+    let max_connections = config.max_connections;
+    let gateway = Gateway::new(config).await?;
     let acceptor = TcpListener::bind(address)
         .into_acceptor()
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
+    let acceptor = brigade_platform::connections::CappedAcceptor::new(acceptor, max_connections);
     let local = acceptor
         .local_addr()
         .first()
@@ -208,22 +224,11 @@ pub async fn serve(
         .unwrap_or(address);
     tracing::info!(service = "gateway", "listening on http://{local}");
     println!("gateway listening on http://{local}");
-    let sweeper = {
-        let gateway = gateway.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(600));
-            loop {
-                every.tick().await;
-                gateway.sessions.sweep();
-            }
-        })
-    };
-    let result = Server::new_with_acceptor(acceptor)
+    Server::new_with_acceptor(acceptor)
         // Live streams stay open until the browser goes: give them a moment, then close.
         .run_with_graceful_shutdown(app(gateway), stop, Some(Duration::from_secs(5)))
-        .await;
-    sweeper.abort();
-    result.map_err(Into::into)
+        .await
+        .map_err(Into::into)
 }
 
 async fn termination() {

@@ -51,6 +51,45 @@ pub struct Dish {
     pub station: String,
     #[serde(default = "ten")]
     pub prep_minutes: u32,
+    /// Option groups the customer picks from (cooking, supplements…).
+    #[serde(default)]
+    pub options: Vec<OptionGroup>,
+}
+
+/// An option group of a dish ("Cuisson": pick 1 of 4).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OptionGroup {
+    pub id: Uuid,
+    pub name: String,
+    #[serde(default)]
+    pub min_choices: u32,
+    #[serde(default = "one")]
+    pub max_choices: u32,
+    #[serde(default)]
+    pub choices: Vec<OptionChoice>,
+}
+
+/// One choice of an option group, with what it adds to the price.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OptionChoice {
+    pub id: Uuid,
+    pub name: String,
+    #[serde(default)]
+    pub price_delta: Money,
+}
+
+/// An option picked on an order line, as the order keeps it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LineOption {
+    pub group_id: Uuid,
+    pub group: String,
+    pub choice_id: Uuid,
+    pub choice: String,
+    #[serde(default)]
+    pub price_delta: Money,
 }
 
 fn yes() -> bool {
@@ -143,6 +182,12 @@ pub struct Profile {
     pub phone: Option<String>,
     #[serde(default)]
     pub addresses: Vec<Address>,
+    /// Declared allergens (`peanuts`, `milk`…).
+    #[serde(default)]
+    pub allergens: Vec<String>,
+    /// Declared diets (`vegetarian`…).
+    #[serde(default)]
+    pub diets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -177,6 +222,8 @@ pub struct OrderLine {
     pub quantity: u32,
     #[serde(default)]
     pub note: Option<String>,
+    #[serde(default)]
+    pub options: Vec<LineOption>,
     #[serde(default)]
     pub line_total: Money,
 }
@@ -283,6 +330,12 @@ pub struct Ticket {
     pub status: String,
     #[serde(default)]
     pub items: Vec<TicketItem>,
+    /// The customer's declared allergens: the card's allergy banner.
+    #[serde(default)]
+    pub allergies: Vec<String>,
+    /// When a scheduled order is to be ready.
+    #[serde(default)]
+    pub scheduled_for: Option<DateTime<Utc>>,
 }
 
 fn open() -> String {
@@ -300,7 +353,28 @@ pub struct TicketItem {
     pub quantity: u32,
     #[serde(default)]
     pub note: Option<String>,
+    /// The options the customer picked ("Cuisson: saignant").
+    #[serde(default)]
+    pub options: Vec<String>,
     pub status: String,
+    /// When it went *en préparation* (the kitchen's `startedAt`).
+    #[serde(default)]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it became ready (the kitchen's `readyAt`).
+    #[serde(default)]
+    pub ready_at: Option<DateTime<Utc>>,
+}
+
+impl TicketItem {
+    /// When its last step (start or ready) was taken: what the undo window counts from.
+    #[must_use]
+    pub fn last_step_at(&self) -> Option<DateTime<Utc>> {
+        match self.status.as_str() {
+            "ready" => self.ready_at.or(self.started_at),
+            "in_preparation" => self.started_at,
+            _ => None,
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -393,6 +467,33 @@ pub struct Notification {
     #[serde(default)]
     pub message: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// A message a service could not apply, parked for a manager (`GET /dead-letters`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    pub id: i64,
+    pub consumer: String,
+    pub subject: String,
+    #[serde(default)]
+    pub message_id: Option<String>,
+    pub error: String,
+    #[serde(default)]
+    pub attempts: i64,
+    pub parked_at: DateTime<Utc>,
+    /// Its consumer runs in that service: a replay can be tried.
+    #[serde(default)]
+    pub replayable: bool,
+}
+
+/// A page of dead letters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetterPage {
+    pub items: Vec<DeadLetter>,
+    #[serde(default)]
+    pub total: i64,
 }
 
 /// A webhook a manager registered for the notifications.

@@ -29,13 +29,17 @@ use crate::Gateway;
 /// Largest request body forwarded (the services accept no more either).
 const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// Request headers a service may need; every other one stays here.
-const FORWARDED_REQUEST_HEADERS: [&str; 5] = [
+/// Request headers a service may need; every other one stays here. The W3C trace context
+/// (`traceparent`, `tracestate`) goes on, so a trace begun by a client or a proxy in front of
+/// the gateway continues in the service.
+const FORWARDED_REQUEST_HEADERS: [&str; 7] = [
     "content-type",
     "accept",
     "accept-language",
     "idempotency-key",
     "last-event-id",
+    "traceparent",
+    "tracestate",
 ];
 
 /// Answer headers a page may need.
@@ -91,7 +95,7 @@ pub async fn forward(
     if let Some(session) = &session {
         match session.access_token(&gateway.upstream).await {
             Ok(token) => call.token = Some(token),
-            Err(error) => return token_problem(error, &gateway, &visitor),
+            Err(error) => return token_problem(error, &gateway, &visitor).await,
         }
     }
     let mut response = match gateway.upstream.send(&call).await {
@@ -110,7 +114,7 @@ pub async fn forward(
                         Err(unavailable) => return unavailable_problem(unavailable),
                     };
                 }
-                Err(error) => return token_problem(error, &gateway, &visitor),
+                Err(error) => return token_problem(error, &gateway, &visitor).await,
             }
         }
     }
@@ -215,12 +219,12 @@ pub fn unavailable_problem(unavailable: Unavailable) -> Response {
     response
 }
 
-fn token_problem(error: TokenError, gateway: &Gateway, visitor: &Visitor) -> Response {
+async fn token_problem(error: TokenError, gateway: &Gateway, visitor: &Visitor) -> Response {
     match error {
         TokenError::Unavailable(unavailable) => unavailable_problem(unavailable),
         TokenError::Ended => {
             if let Some(session) = &visitor.session {
-                gateway.sessions.end(&session.id);
+                gateway.sessions.end(&session.id).await;
             }
             let mut response = Problem::new(
                 StatusCode::UNAUTHORIZED,

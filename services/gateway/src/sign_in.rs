@@ -18,8 +18,8 @@ use serde_json::json;
 use crate::cookies::{self, random_token, Cookie};
 use crate::i18n::fill;
 use crate::pages::{self, Nav};
-use crate::session::SignedIn;
-use crate::upstream::{FetchError, Outgoing};
+use crate::session::{OpenError, SignedIn};
+use crate::upstream::{FetchError, Outgoing, Unavailable};
 use crate::visitor::Visitor;
 use crate::Gateway;
 
@@ -160,12 +160,24 @@ async fn sign_in(
         }
     }
     let signed_in: SignedIn = gateway.upstream.call_json(&call).await?;
-    let session = gateway.sessions.open(&signed_in).map_err(|error| {
-        tracing::warn!(%error, "sign-in with a role the gateway does not know");
-        FetchError::Invalid {
-            service: ServiceName::Identity,
-        }
-    })?;
+    let session = gateway
+        .sessions
+        .open(&signed_in)
+        .await
+        .map_err(|error| match error {
+            OpenError::UnknownRole(_) => {
+                tracing::warn!(%error, "sign-in with a role the gateway does not know");
+                FetchError::Invalid {
+                    service: ServiceName::Identity,
+                }
+            }
+            OpenError::Store(_) => {
+                tracing::warn!(%error, "no session could be opened");
+                FetchError::Unavailable(Unavailable::Unreachable {
+                    service: ServiceName::Identity,
+                })
+            }
+        })?;
     if let Some(previous) = &visitor.session {
         end_session(gateway, previous.id.as_str()).await;
     }
@@ -198,8 +210,7 @@ pub async fn logout(gateway: Data<&Arc<Gateway>>, visitor: Data<&Visitor>) -> Re
 }
 
 async fn end_session(gateway: &Gateway, id: &str) {
-    if let Some(session) = gateway.sessions.end(id) {
-        let refresh_token = session.refresh_token().await;
+    if let Some(refresh_token) = gateway.sessions.end(id).await {
         let call = Outgoing::new(ServiceName::Identity, Method::POST, "/auth/logout")
             .json(&json!({ "refreshToken": refresh_token }));
         // Best effort: the session is gone from here either way, and its refresh token with it.

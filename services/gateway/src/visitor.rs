@@ -93,13 +93,22 @@ pub async fn visit<E: Endpoint>(next: E, mut request: Request) -> poem::Result<R
     };
 
     let session_id = Cookie::Session.read(headers, tls);
-    let session = session_id
-        .as_deref()
-        .and_then(|id| gateway.sessions.find(id));
-    if session_id.is_some() && session.is_none() {
-        // Gone (signed out elsewhere, idle, gateway restarted): stop sending it.
-        set_cookies.push(Cookie::Session.clear(tls));
-    }
+    let session = match session_id.as_deref() {
+        None => None,
+        Some(id) => match gateway.sessions.find(id).await {
+            Ok(Some(session)) => Some(session),
+            Ok(None) => {
+                // Gone (signed out elsewhere, idle, expired): stop sending it.
+                set_cookies.push(Cookie::Session.clear(tls));
+                None
+            }
+            Err(error) => {
+                // Not known to be gone: the cookie stays for when the store is back.
+                tracing::warn!(%error, "session not read");
+                None
+            }
+        },
+    };
 
     let visitor = Visitor {
         lang,

@@ -2,7 +2,8 @@
 //! the gateway, on PostgreSQL and NATS): a customer orders; the chef's open kitchen screen shows
 //! it live and moves each item; the courier's app gets the assignment and delivers; the
 //! customer's open order page passes through every status without a reload. And an order page
-//! stays usable while the delivery service is stopped.
+//! stays usable while the delivery service is stopped, after the gateway was restarted under a
+//! signed-in customer (who stays signed in).
 //!
 //! Screenshots of the key screens, at phone and desktop sizes, land in `target/screenshots/`.
 //! Needs `chromium` and `chromium-driver` (Debian); skipped with a message without them.
@@ -189,6 +190,19 @@ async fn a_customer_orders_and_follows_it_live_while_the_kitchen_cooks_and_the_c
             customer_sees(&customer, "in_preparation").await;
             chef.screenshots("kitchen-cooking").await;
             customer.screenshots("order-in-preparation").await;
+            // A mis-tap is taken back: the item's undo button puts it back to waiting (the
+            // kitchen records the undo), and the chef starts it again.
+            chef.click(&format!("{card} [data-post$='/items/{index}/undo']"))
+                .await;
+            chef.wait_for(&start, LIVE).await;
+            chef.wait_until(
+                "[...document.querySelectorAll('.toast')].some(t => t.textContent.startsWith('Étape annulée'))",
+                LIVE,
+            )
+            .await;
+            chef.save("kitchen-step-undone-desktop").await;
+            chef.click(&start).await;
+            chef.wait_for(&ready, LIVE).await;
         }
         chef.click(&ready).await;
         if index + 1 < items {
@@ -346,6 +360,65 @@ async fn a_customer_orders_and_follows_it_live_while_the_kitchen_cooks_and_the_c
     assert!(manager.text(".webhook-url").await.contains("brigade-hook"));
     manager.screenshots("manager-notifications").await;
 
+    // Dead letters: a message no service can read is parked by each consumer of it (the
+    // kitchen's among them), shown per service with its consumer; replaying it is refused
+    // (it still fails), then the kitchen's copy is discarded and leaves the console.
+    system.publish_poison_order().await;
+    let kitchen_letters = "[data-dead-letters='kitchen']";
+    let started = std::time::Instant::now();
+    loop {
+        manager.goto("/manager/dead-letters").await;
+        if manager
+            .eval(&format!(
+                "return Boolean(document.querySelector(\"{kitchen_letters} [data-dead-letter]\"));"
+            ))
+            .await
+            == json!(true)
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < LIVE,
+            "the poison message was never parked"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(manager
+        .text(kitchen_letters)
+        .await
+        .contains("kitchen-from-orders"));
+    manager.screenshots("manager-dead-letters").await;
+    manager
+        .click(&format!("{kitchen_letters} [data-dead-letter-replay]"))
+        .await;
+    manager
+        .wait_until(
+            "[...document.querySelectorAll('.toast')].some(t => t.textContent.startsWith('The message still fails'))",
+            LIVE,
+        )
+        .await;
+    manager
+        .click(&format!("{kitchen_letters} [data-dead-letter-discard]"))
+        .await;
+    manager.click("#confirm-dialog button[value='ok']").await;
+    manager
+        .wait_until(
+            &format!("!document.querySelector(\"{kitchen_letters}\") && [...document.querySelectorAll('.toast')].some(t => t.textContent === 'Message discarded.')"),
+            LIVE,
+        )
+        .await;
+    manager.goto("/manager/dead-letters").await;
+    manager.wait_for("[data-dead-letters='orders']", LIVE).await;
+    assert_eq!(
+        manager
+            .eval(&format!(
+                "return Boolean(document.querySelector(\"{kitchen_letters}\"));"
+            ))
+            .await,
+        json!(false),
+        "the discarded dead letter is gone for good"
+    );
+
     chef.close().await;
     customer.close().await;
     manager.close().await;
@@ -371,6 +444,15 @@ async fn the_order_page_stays_usable_while_the_delivery_service_is_stopped() {
     customer
         .wait_for("form[action='/logout']", Duration::from_secs(15))
         .await;
+
+    // The gateway restarts (a deploy): the customer is still signed in, since sessions live
+    // in the shared store, not in the gateway's memory.
+    system.restart_gateway().await;
+    customer.goto("/orders").await;
+    customer
+        .wait_for("form[action='/logout']", Duration::from_secs(15))
+        .await;
+    assert_eq!(customer.path().await, "/orders", "not sent to sign in");
 
     // An order, placed straight at the orders service.
     let token = system.token(&email, "mot de passe solide").await;
@@ -426,5 +508,111 @@ async fn the_order_page_stays_usable_while_the_delivery_service_is_stopped() {
     customer.screenshots("order-cancelled").await;
 
     customer.close().await;
+    system.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_customer_picks_a_dishs_options_and_the_chef_sees_them_on_the_ticket() {
+    let _turn = ONE_SYSTEM_AT_A_TIME.lock().await;
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let system = System::start().await;
+    let base = system.gateway_url.clone();
+    let chef_email = system.staff("chef", "Auguste").await;
+    let chef = Browser::open(&driver, &base, DESKTOP).await;
+    sign_in(&chef, &chef_email, STAFF_PASSWORD).await;
+    chef.wait_until(
+        "document.querySelector('[data-live-state]').classList.contains('is-live')",
+        LIVE,
+    )
+    .await;
+
+    let customer = Browser::open(&driver, &base, DESKTOP).await;
+    customer.goto("/register").await;
+    let email = format!("jules.{}@brigade.test", uuid::Uuid::new_v4().simple());
+    customer.fill("#name", "Jules").await;
+    customer.fill("#email", &email).await;
+    customer.fill("#password", "mot de passe solide").await;
+    customer
+        .click("form[action='/register'] button[type=submit]")
+        .await;
+    customer
+        .wait_for("form[action='/logout']", Duration::from_secs(15))
+        .await;
+    customer
+        .eval("[...document.querySelectorAll('.dish')].find((d) => d.querySelector('.dish-name').textContent.startsWith('Steak frites')).id = 'steak';")
+        .await;
+
+    // Its cooking is required: without it, nothing goes into the cart.
+    customer.click("#steak [data-add-to-cart]").await;
+    assert_eq!(
+        customer
+            .eval("return JSON.parse(localStorage.getItem('brigade.cart.v1') || '[]').length;")
+            .await,
+        json!(0)
+    );
+    customer
+        .click("#steak input[data-choice-name='saignant']")
+        .await;
+    customer
+        .click("#steak input[data-choice-name='frites en plus']")
+        .await;
+    customer
+        .wait_until(
+            "document.querySelector('#steak [data-base-price]').textContent.includes('27,00')",
+            LIVE,
+        )
+        .await;
+    customer.screenshots("menu-options").await;
+    customer.click("#steak [data-add-to-cart]").await;
+    customer
+        .wait_until(
+            "document.querySelector('[data-cart-count]').textContent === '1'",
+            LIVE,
+        )
+        .await;
+
+    customer.goto("/cart").await;
+    customer
+        .wait_until("document.querySelectorAll('.cart-line').length === 1", LIVE)
+        .await;
+    let line = customer.text(".cart-line").await;
+    assert!(
+        line.contains("Cuisson: saignant") && line.contains("Supplément: frites en plus"),
+        "{line}"
+    );
+    assert!(line.contains("27,00"), "{line}");
+    customer.fill("#street", "8 rue Saint-Denis").await;
+    customer.fill("#postal-code", "75001").await;
+    customer.fill("#city", "Paris").await;
+    customer.click("[data-place-order]").await;
+    customer
+        .wait_until("location.pathname.startsWith('/orders/')", LIVE)
+        .await;
+    let order_id = customer
+        .path()
+        .await
+        .trim_start_matches("/orders/")
+        .to_owned();
+    customer.wait_for("#order-live [data-status]", LIVE).await;
+    let page = customer.text("main").await;
+    assert!(
+        page.contains("Cuisson: saignant") && page.contains("27,00"),
+        "{page}"
+    );
+
+    // The chef's screen shows the options on the item.
+    let card = format!("#ticket-{order_id}");
+    chef.wait_for(&card, LIVE).await;
+    let ticket = chef.text(&card).await;
+    assert!(
+        ticket.contains("Cuisson: saignant") && ticket.contains("Supplément: frites en plus"),
+        "{ticket}"
+    );
+    chef.screenshots("kitchen-options").await;
+
+    customer.close().await;
+    chef.close().await;
     system.shutdown().await;
 }

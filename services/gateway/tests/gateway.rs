@@ -164,9 +164,16 @@ impl Browser {
 
 /// Starts a gateway in front of `fakes`; returns its base URL.
 async fn gateway(fakes: &Fakes, tls: bool) -> String {
-    let config = fakes.config(tls);
+    serve(fakes.config(tls), std::future::pending()).await
+}
+
+/// Starts a gateway for `config` that serves until `stop`; returns its base URL.
+async fn serve(
+    config: brigade_gateway::GatewayConfig,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> String {
     let base = format!("http://{}", config.address);
-    tokio::spawn(brigade_gateway::serve(config, std::future::pending()));
+    tokio::spawn(brigade_gateway::serve(config, stop));
     let http = reqwest::Client::new();
     let started = Instant::now();
     while http
@@ -311,6 +318,12 @@ async fn signing_in_keeps_the_tokens_on_the_server() {
         cart.body.contains("12 rue de la Paix"),
         "checkout offers the saved address"
     );
+    assert!(
+        cart.body
+            .contains(r#"name="allergen" value="milk" checked"#),
+        "the declared allergens are checked in the dietary section"
+    );
+    assert!(cart.body.contains("data-allergen-warning"));
     let login = &fakes.log.seen("/auth/login")[0];
     assert_eq!(
         login.forwarded_for.as_deref(),
@@ -437,6 +450,8 @@ async fn a_script_call_without_the_csrf_header_or_from_another_site_is_refused()
     assert_eq!(placed.json()["orderId"], ORDER_ID);
 }
 
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
 #[tokio::test]
 async fn the_service_gets_the_sessions_token_never_the_browsers_credentials() {
     let fakes = Fakes::start(true).await;
@@ -452,6 +467,7 @@ async fn the_service_gets_the_sessions_token_never_the_browsers_credentials() {
             &[
                 ("authorization", "Bearer forged"),
                 ("idempotency-key", "key-2"),
+                ("traceparent", TRACEPARENT),
             ],
         )
         .await;
@@ -459,6 +475,11 @@ async fn the_service_gets_the_sessions_token_never_the_browsers_credentials() {
     let seen = &fakes.log.seen("/orders")[0];
     assert_eq!(seen.authorization.as_deref(), Some("Bearer access-0"));
     assert_eq!(seen.idempotency_key.as_deref(), Some("key-2"));
+    assert_eq!(
+        seen.traceparent.as_deref(),
+        Some(TRACEPARENT),
+        "the caller's trace goes on"
+    );
     assert_eq!(seen.cookie, None, "cookies stay at the gateway");
 }
 
@@ -504,6 +525,86 @@ async fn an_expired_access_token_is_refreshed_once_for_concurrent_requests() {
         "one refresh for all five"
     );
     let seen = fakes.log.seen(&format!("/orders/{ORDER_ID}"));
+    assert!(seen
+        .iter()
+        .all(|s| s.authorization.as_deref() == Some("Bearer access-1")));
+}
+
+/// A browser at `base` holding the cookies of `other` (the same browser, behind a load
+/// balancer that sent it elsewhere).
+fn same_browser_at(other: &Browser, base: &str) -> Browser {
+    let browser = Browser::new(base);
+    *browser.jar.lock().unwrap() = other.jar.lock().unwrap().clone();
+    browser
+}
+
+#[tokio::test]
+async fn a_session_outlives_its_gateway_and_works_at_any_other() {
+    let fakes = Fakes::start(true).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let first = serve(fakes.config(false), async {
+        let _ = stopped.await;
+    })
+    .await;
+    let browser = Browser::new(&first);
+    browser.sign_in("camille@brigade.test").await;
+    let path = format!("/api/orders/orders/{ORDER_ID}");
+    assert_eq!(browser.get(&path).await.status, 200);
+
+    // That gateway stops (a deploy, a crash); another one, on the same store, takes over.
+    stop.send(()).unwrap();
+    let started = Instant::now();
+    while reqwest::get(format!("{first}/health/live")).await.is_ok() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "it did not stop"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = gateway(&fakes, false).await;
+    let browser = same_browser_at(&browser, &second);
+    let reply = browser.get(&path).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.cookie("brigade_session").is_none(),
+        "the cookie stays"
+    );
+    let page = browser.get("/").await;
+    assert!(
+        page.body.contains("Camille"),
+        "still signed in at the new gateway"
+    );
+    let seen = fakes.log.seen(&format!("/orders/{ORDER_ID}"));
+    assert_eq!(seen.len(), 2);
+    assert!(seen
+        .iter()
+        .all(|s| s.authorization.as_deref() == Some("Bearer access-0")));
+    assert_eq!(fakes.log.seen("/auth/login").len(), 1, "signed in once");
+}
+
+#[tokio::test]
+async fn two_gateways_refresh_a_shared_session_once_between_them() {
+    let fakes = Fakes::start(true).await;
+    let first = Browser::new(&gateway(&fakes, false).await);
+    let second = gateway(&fakes, false).await;
+    fakes.log.expires_in.store(0, Ordering::SeqCst);
+    first.sign_in("camille@brigade.test").await;
+    let second = same_browser_at(&first, &second);
+    let path = format!("/api/orders/orders/{ORDER_ID}");
+    let (here, there) = tokio::join!(
+        futures::future::join_all((0..4).map(|_| first.get(&path))),
+        futures::future::join_all((0..4).map(|_| second.get(&path))),
+    );
+    for reply in here.iter().chain(&there) {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    assert_eq!(
+        fakes.log.refreshes.load(Ordering::SeqCst),
+        1,
+        "one refresh for both gateways"
+    );
+    let seen = fakes.log.seen(&format!("/orders/{ORDER_ID}"));
+    assert_eq!(seen.len(), 8);
     assert!(seen
         .iter()
         .all(|s| s.authorization.as_deref() == Some("Bearer access-1")));
@@ -705,6 +806,13 @@ async fn staff_pages_send_visitors_to_sign_in_and_refuse_other_roles() {
         screen.body.contains("Fourneaux"),
         "the station comes from the menu"
     );
+    assert!(
+        screen.body.contains("ALLERGIE : Arachides, Lait"),
+        "a customer's allergies are a banner on the card"
+    );
+    assert!(screen
+        .body
+        .contains(&format!(r#"data-sold-out="{}""#, fakes::DISH_ID)));
 }
 
 #[tokio::test]

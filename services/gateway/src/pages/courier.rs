@@ -156,6 +156,11 @@ fn assignment(visitor: &Visitor, delivery: &Delivery) -> Markup {
                 }
             }
             @match delivery.status.as_str() {
+                // Sent ahead, on the kitchen's estimate: the food is not ready yet, and the
+                // delivery service would refuse the pickup. The page redraws when it is.
+                "assigned" if delivery.ready_at.is_none() => {
+                    button.big-btn.btn-start type="button" disabled aria-disabled="true" { (t.food_not_ready) }
+                }
                 "assigned" => {
                     button.big-btn.btn-start type="button" data-post={ "/api/delivery/deliveries/" (id) "/pickup" } { (t.pick_up) }
                 }

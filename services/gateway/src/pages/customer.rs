@@ -17,8 +17,10 @@ use uuid::Uuid;
 use super::{
     date_time, failed, fragment, money, page_with, time_of_day, token, unavailable, Extras, Nav,
 };
-use crate::i18n::{fill, ALLERGENS};
-use crate::models::{map_link, short_id, Delivery, Dish, Menu, Order, OrderPage, Profile};
+use crate::i18n::{fill, ALLERGENS, DIETS};
+use crate::models::{
+    map_link, short_id, Delivery, Dish, LineOption, Menu, OptionGroup, Order, OrderPage, Profile,
+};
 use crate::upstream::FetchError;
 use crate::visitor::Visitor;
 use crate::Gateway;
@@ -132,8 +134,15 @@ fn dish_card(visitor: &Visitor, dish: &Dish, category: usize) -> Markup {
                         li.tag { (t.allergen(allergen)) }
                     }
                 }
+                @if dish.available && !dish.options.is_empty() {
+                    div.dish-options {
+                        @for group in &dish.options { (option_group(visitor, dish, group)) }
+                    }
+                }
                 div.dish-foot {
-                    span.price { (money(visitor, &dish.price)) }
+                    span.price data-base-price=(dish.price.amount) data-currency=(dish.price.currency) {
+                        (money(visitor, &dish.price))
+                    }
                     @if dish.available {
                         span.in-cart data-in-cart hidden {}
                         button.btn.btn-primary type="button" data-add-to-cart=(cart_item.to_string())
@@ -145,6 +154,49 @@ fn dish_card(visitor: &Visitor, dish: &Dish, category: usize) -> Markup {
             }
         }
     }
+}
+
+/// One option group of a dish card: radio buttons for "exactly one", check boxes otherwise
+/// (menu.js keeps them within `data-max`, updates the price, and checks `data-min`).
+fn option_group(visitor: &Visitor, dish: &Dish, group: &OptionGroup) -> Markup {
+    let t = visitor.t;
+    let (min, max) = (group.min_choices, group.max_choices);
+    let rule = match (min, max) {
+        (0, n) => fill(t.option_up_to, &[("n", &n.to_string())]),
+        (min, max) if min == max => fill(t.option_required, &[("n", &min.to_string())]),
+        (min, max) => fill(
+            t.option_required_range,
+            &[("min", &min.to_string()), ("max", &max.to_string())],
+        ),
+    };
+    let kind = if min == 1 && max == 1 {
+        "radio"
+    } else {
+        "checkbox"
+    };
+    html! {
+        fieldset.option-group data-group-id=(group.id) data-group-name=(group.name) data-min=(min) data-max=(max) {
+            legend { (group.name) " " span.muted { "(" (rule) ")" } }
+            @for choice in &group.choices {
+                label.option-choice {
+                    input type=(kind) name={ "option-" (dish.id) "-" (group.id) } value=(choice.id)
+                        data-choice-name=(choice.name) data-delta=(choice.price_delta.amount);
+                    " " (choice.name)
+                    @if choice.price_delta.amount > 0 {
+                        " " span.muted { "+" (money(visitor, &choice.price_delta)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Options as a cart line keeps them (names for display, ids for the order).
+fn cart_options(options: &[LineOption]) -> Vec<serde_json::Value> {
+    options
+        .iter()
+        .map(|o| json!({ "groupId": o.group_id, "choiceId": o.choice_id, "group": o.group, "choice": o.choice, "priceDelta": o.price_delta }))
+        .collect()
 }
 
 /// `GET /cart`: the cart (kept by the browser) and the checkout.
@@ -171,7 +223,7 @@ pub async fn cart_page(gateway: Data<&Arc<Gateway>>, visitor: Data<&Visitor>) ->
     let menu_data = match &menu {
         Ok(menu) => json!(menu
             .dishes()
-            .map(|d| json!({ "id": d.id, "name": d.name, "price": d.price, "available": d.available }))
+            .map(|d| json!({ "id": d.id, "name": d.name, "price": d.price, "available": d.available, "options": d.options, "allergens": d.allergens, "prepMinutes": d.prep_minutes }))
             .collect::<Vec<_>>()),
         Err(_) => serde_json::Value::Null,
     };
@@ -199,6 +251,7 @@ pub async fn cart_page(gateway: Data<&Arc<Gateway>>, visitor: Data<&Visitor>) ->
                     span.line-name {}
                     span.line-total {}
                 }
+                p.line-options.muted hidden {}
                 div.line-controls {
                     div.stepper role="group" {
                         button.btn.step-btn type="button" data-dec { "−" }
@@ -289,10 +342,62 @@ fn checkout_form(visitor: &Visitor, profile: Option<&Result<Profile, FetchError>
             }
             label for="contact-phone" { (t.contact_phone) }
             input #contact-phone name="phone" type="tel" autocomplete="tel" value=(phone);
+            (dietary_section(visitor, profile))
+            div.notice.notice-warn.allergen-warning data-allergen-warning role="alert" hidden {
+                strong { (t.allergen_warning_title) }
+                ul data-allergen-lines {}
+                label.check {
+                    input type="checkbox" name="allergensConfirmed" data-allergens-confirmed;
+                    span { (t.allergen_confirm) }
+                }
+            }
+            p.ready-time data-ready-time aria-live="polite" hidden {}
+            label.check data-schedule hidden {
+                input type="checkbox" name="schedule" data-schedule-box;
+                span data-schedule-label {}
+            }
             p.notice.notice-error data-checkout-error role="alert" hidden {}
             button.btn.btn-primary.btn-block.btn-large type="submit" data-place-order {
                 (t.place_order) " · " span data-cart-total {}
             }
+        }
+    }
+}
+
+/// The customer's declared allergens and diets, saved to their profile (identity's `PATCH
+/// /me`): the checkout warns about a dish containing a declared allergen before ordering, and
+/// the kitchen's ticket carries them.
+fn dietary_section(visitor: &Visitor, profile: Option<&Profile>) -> Markup {
+    let t = visitor.t;
+    let allergens = profile.map(|p| p.allergens.as_slice()).unwrap_or_default();
+    let diets = profile.map(|p| p.diets.as_slice()).unwrap_or_default();
+    html! {
+        details.dietary-profile data-dietary open[!allergens.is_empty()] {
+            summary { (t.dietary_title) }
+            p.muted { (t.dietary_intro) }
+            fieldset {
+                legend { (t.my_allergens) }
+                div.check-grid {
+                    @for code in ALLERGENS {
+                        label.check {
+                            input type="checkbox" name="allergen" value=(code) checked[allergens.iter().any(|a| a == code)];
+                            span { (t.allergen(code)) }
+                        }
+                    }
+                }
+            }
+            fieldset {
+                legend { (t.my_diets) }
+                div.check-grid {
+                    @for code in DIETS {
+                        label.check {
+                            input type="checkbox" name="diet" value=(code) checked[diets.iter().any(|d| d == code)];
+                            span { (t.diet(code)) }
+                        }
+                    }
+                }
+            }
+            button.btn.btn-secondary type="button" data-save-dietary { (t.save_dietary) }
         }
     }
 }
@@ -400,7 +505,7 @@ fn reorder_button(visitor: &Visitor, order: &Order) -> Markup {
     let items: Vec<serde_json::Value> = order
         .items
         .iter()
-        .map(|l| json!({ "dishId": l.dish_id, "name": l.name, "price": l.unit_price, "quantity": l.quantity, "note": l.note }))
+        .map(|l| json!({ "dishId": l.dish_id, "name": l.name, "price": l.unit_price, "quantity": l.quantity, "note": l.note, "options": cart_options(&l.options) }))
         .collect();
     html! {
         button.btn.btn-secondary type="button" data-reorder=(serde_json::Value::from(items).to_string()) {
@@ -494,6 +599,7 @@ pub async fn order_page(
                                 span.qty { (line.quantity) "×" }
                                 span.summary-name {
                                     (line.name)
+                                    @for option in &line.options { br; span.muted.line-option { (option.group) ": " (option.choice) } }
                                     @if let Some(note) = &line.note { br; span.muted.note { "« " (note) " »" } }
                                 }
                                 span.price { (money(&visitor, &line.line_total)) }

@@ -1,6 +1,7 @@
 //! The kitchen screen: open tickets as cards, oldest first, each item with one big button for
 //! its next step, a timer per ticket that turns amber then red past its target, a station
-//! filter, and a sound when a ticket arrives. The screen follows the kitchen's live stream; each
+//! filter, and a sound when a ticket arrives. A step just taken (started, ready) keeps a small
+//! "Annuler" button for the two minutes the kitchen lets a chef take it back. The screen follows the kitchen's live stream; each
 //! change re-renders one card here.
 //!
 //! A ticket's target is its slowest dish's preparation time (from the menu) plus
@@ -10,6 +11,7 @@ use std::sync::Arc;
 
 use brigade_domain::Role;
 use brigade_platform::ServiceName;
+use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
@@ -25,6 +27,10 @@ use crate::Gateway;
 
 /// Minutes added to the slowest dish's preparation time for a ticket's target.
 const QUEUE_ALLOWANCE_MINUTES: u32 = 5;
+/// How long after a step its item offers an undo: the kitchen's own window
+/// ([`Ticket::UNDO_WINDOW_SECS`](brigade_domain::kitchen::Ticket::UNDO_WINDOW_SECS)), so a
+/// button is never shown that the kitchen would refuse (the screen hides it when it runs out).
+const UNDO_WINDOW_SECS: i64 = brigade_domain::kitchen::Ticket::UNDO_WINDOW_SECS;
 /// The target of a ticket whose dishes are not on the menu any more.
 const DEFAULT_TARGET_MINUTES: u32 = 15;
 
@@ -92,6 +98,9 @@ pub async fn screen(gateway: Data<&Arc<Gateway>>, visitor: Data<&Visitor>) -> Re
                 h2 #reject-title { (t.reject) }
                 label for="reject-reason" { (t.reject_reason) }
                 input #reject-reason name="reason" required maxlength="500" placeholder=(t.reject_placeholder);
+                fieldset.reject-sold-out data-reject-items hidden {
+                    legend { (t.reject_sold_out) }
+                }
                 div.dialog-actions {
                     button.btn value="cancel" formnovalidate { (t.dismiss) }
                     button.btn.btn-danger value="ok" { (t.reject) }
@@ -213,10 +222,18 @@ fn card_markup(visitor: &Visitor, ticket: &Ticket, menu: Option<&Menu>) -> Marku
     let any_ready = ticket.items.iter().any(|i| i.status == "ready");
     let all_ready = ticket.items.iter().all(|i| i.status == "ready");
     let short = short_id(id);
+    let now = Utc::now();
     html! {
         li.ticket id={ "ticket-" (id) } data-order-id=(id) data-placed-at=(ticket.placed_at.to_rfc3339())
             data-target-secs=(target_minutes * 60) data-stations=(stations.join(" ")) data-short=(short)
             aria-labelledby={ "ticket-title-" (id) } {
+            @if !ticket.allergies.is_empty() {
+                @let list = ticket.allergies.iter().map(|a| t.allergen(a)).collect::<Vec<_>>().join(", ");
+                p.allergy-banner role="alert" { "⚠ " (fill(t.allergy_banner, &[("list", &list)])) }
+            }
+            @if let Some(at) = ticket.scheduled_for {
+                p.scheduled-for { (fill(t.scheduled_for, &[("time", &visitor.lang.time(at))])) }
+            }
             header.ticket-head {
                 h2 id={ "ticket-title-" (id) } { "#" (short) }
                 div.ticket-timing {
@@ -226,9 +243,13 @@ fn card_markup(visitor: &Visitor, ticket: &Ticket, menu: Option<&Menu>) -> Marku
             }
             ul.items {
                 @for (item, station) in ticket.items.iter().zip(&stations) {
-                    li class={ "item item-" (item.status) } data-station=(station) {
+                    li class={ "item item-" (item.status) } data-station=(station) data-index=(item.index)
+                        data-dish-name=(item.dish_name) data-dish-id=[item.dish_id] {
                         div.item-text {
                             p.item-name { span.qty { (item.quantity) "×" } " " (item.dish_name) }
+                            @if !item.options.is_empty() {
+                                ul.item-options { @for option in &item.options { li { (option) } } }
+                            }
                             @if let Some(note) = &item.note { p.item-note { (note) } }
                             p.item-meta { span.station-tag { (t.station(station)) } " · " span.item-state { (t.item_status(&item.status)) } }
                         }
@@ -243,6 +264,17 @@ fn card_markup(visitor: &Visitor, ticket: &Ticket, menu: Option<&Menu>) -> Marku
                             }
                             _ => { span.big-done { (t.item_ready) } }
                         }
+                        @if let Some(dish_id) = item.dish_id {
+                            button.btn.btn-quiet.btn-sold-out type="button" data-sold-out=(dish_id) data-dish-name=(item.dish_name)
+                                aria-label={ (t.sold_out_button) " : " (item.dish_name) } { (t.sold_out_button) }
+                        }
+                        @if let Some(until) = undo_until(item, now) {
+                            button.btn.btn-quiet.btn-undo type="button" data-post={ "/api/kitchen/tickets/" (id) "/items/" (item.index) "/undo" }
+                                data-ticket=(id) data-undo=(item.dish_name) data-undo-until=(until.to_rfc3339())
+                                aria-label=(fill(t.undo_step, &[("name", &item.dish_name)])) title=(fill(t.undo_step, &[("name", &item.dish_name)])) {
+                                "↶ " (t.undo)
+                            }
+                        }
                     }
                 }
             }
@@ -256,4 +288,11 @@ fn card_markup(visitor: &Visitor, ticket: &Ticket, menu: Option<&Menu>) -> Marku
             }
         }
     }
+}
+
+/// Until when an item's last step may be undone, when that is still in the future: a chef's
+/// mis-tap is taken back with one more tap, within the kitchen's window.
+fn undo_until(item: &crate::models::TicketItem, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let until = item.last_step_at()? + chrono::Duration::seconds(UNDO_WINDOW_SECS);
+    (until > now).then_some(until)
 }

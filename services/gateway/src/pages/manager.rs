@@ -1,10 +1,7 @@
 //! The manager's console: the live board of the day's orders and of the deliveries in progress
-//! (with manual assignment), the menu editor, the team (staff accounts and couriers), and the
-//! notifications with their webhooks.
+//! (with manual assignment), the menu editor, the team (staff accounts and couriers), the
+//! notifications with their webhooks, and the dead letters of every service (replay, discard).
 //! Each part comes from one service and degrades on its own.
-//!
-//! Not here, because the services have no HTTP API for them yet: the dead letters (use
-//! `brigade dead-letters`).
 
 use std::sync::Arc;
 
@@ -21,8 +18,8 @@ use super::{
 };
 use crate::i18n::{fill, ALLERGENS, STATIONS};
 use crate::models::{
-    map_link, short_id, Board, Courier, Delivery, Dish, Menu, Notification, Webhook,
-    WebhookDelivery,
+    map_link, short_id, Board, Courier, DeadLetterPage, Delivery, Dish, Menu, Notification,
+    Webhook, WebhookDelivery,
 };
 use crate::visitor::Visitor;
 use crate::Gateway;
@@ -546,6 +543,94 @@ pub async fn notifications_page(gateway: Data<&Arc<Gateway>>, visitor: Data<&Vis
         StatusCode::OK,
         t.nav_notifications,
         Nav::Notifications,
+        body,
+        extras,
+    )
+}
+
+/// Dead letters shown per service (the count says how many there are).
+const DEAD_LETTERS_PER_SERVICE: u32 = 200;
+
+/// `GET /manager/dead-letters`: what each service could not apply, with replay and discard.
+#[handler]
+pub async fn dead_letters_page(gateway: Data<&Arc<Gateway>>, visitor: Data<&Visitor>) -> Response {
+    if let Err(response) = super::require(&visitor, &[Role::Manager]) {
+        return response;
+    }
+    let t = visitor.t;
+    let token = match token(&gateway, &visitor).await {
+        Ok(token) => token,
+        Err(response) => return response,
+    };
+    let path = format!("/dead-letters?pageSize={DEAD_LETTERS_PER_SERVICE}");
+    let read = |service| {
+        gateway
+            .upstream
+            .get_json::<DeadLetterPage>(service, &path, token.as_deref())
+    };
+    let (identity, orders, kitchen, delivery) = tokio::join!(
+        read(ServiceName::Identity),
+        read(ServiceName::Orders),
+        read(ServiceName::Kitchen),
+        read(ServiceName::Delivery),
+    );
+    let pages = [
+        (ServiceName::Identity, identity),
+        (ServiceName::Orders, orders),
+        (ServiceName::Kitchen, kitchen),
+        (ServiceName::Delivery, delivery),
+    ];
+    let none = pages
+        .iter()
+        .all(|(_, page)| page.as_ref().is_ok_and(|p| p.items.is_empty()));
+    let body = html! {
+        h1 { (t.nav_dead_letters) }
+        p.muted { (t.dead_letters_intro) }
+        p.empty-state data-no-dead-letters hidden[!none] { (t.no_dead_letters) }
+        @for (service, page) in &pages {
+            @match page {
+                Err(_) => (unavailable(&visitor, *service)),
+                Ok(page) if page.items.is_empty() => {}
+                Ok(page) => {
+                    section.panel aria-labelledby={ "dead-letters-" (service.as_str()) } data-dead-letters=(service.as_str()) {
+                        h2 id={ "dead-letters-" (service.as_str()) } { (service.as_str()) " · " (page.total) }
+                        ul.courier-list {
+                            @for letter in &page.items {
+                                li.courier-row.dead-letter data-dead-letter=(letter.id) data-service=(service.as_str()) {
+                                    div.courier-main {
+                                        strong { "#" (letter.id) " · " (letter.consumer) }
+                                        code.muted { (letter.message_id.as_deref().unwrap_or(&letter.subject)) }
+                                        span.dead-letter-error { (letter.error) }
+                                        span.muted {
+                                            (fill(t.parked_on, &[("date", &visitor.lang.date_time(letter.parked_at))]))
+                                            " · " (fill(t.dead_letter_attempts, &[("n", &letter.attempts.to_string())]))
+                                        }
+                                    }
+                                    div.actions {
+                                        @if letter.replayable {
+                                            button.btn.btn-secondary type="button"
+                                                data-dead-letter-replay={ "/api/" (service.as_str()) "/dead-letters/" (letter.id) "/replay" } { (t.replay) }
+                                        }
+                                        button.btn.btn-quiet type="button"
+                                            data-dead-letter-discard={ "/api/" (service.as_str()) "/dead-letters/" (letter.id) "/discard" } { (t.discard) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let extras = Extras {
+        scripts: &["manager.js"],
+        ..Extras::default()
+    };
+    page_with(
+        &visitor,
+        StatusCode::OK,
+        t.nav_dead_letters,
+        Nav::DeadLetters,
         body,
         extras,
     )

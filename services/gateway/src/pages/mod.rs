@@ -42,6 +42,7 @@ pub enum Nav {
     MenuEditor,
     Team,
     Notifications,
+    DeadLetters,
 }
 
 /// Options of the layout beyond title and body.
@@ -286,6 +287,11 @@ fn header(visitor: &Visitor, nav: Nav) -> Markup {
                 "/manager/notifications",
                 t.nav_notifications,
             ),
+            (
+                Nav::DeadLetters,
+                "/manager/dead-letters",
+                t.nav_dead_letters,
+            ),
             (Nav::Kitchen, "/kitchen", t.nav_kitchen),
         ],
     };
@@ -341,7 +347,7 @@ pub async fn token(gateway: &Gateway, visitor: &Visitor) -> Result<Option<String
     match session.access_token(&gateway.upstream).await {
         Ok(token) => Ok(Some(token)),
         Err(TokenError::Ended) => {
-            gateway.sessions.end(&session.id);
+            gateway.sessions.end(&session.id).await;
             let mut response = redirect("/login?notice=session-ended");
             cookies::append(response.headers_mut(), &Cookie::Session.clear(visitor.tls));
             Err(response)

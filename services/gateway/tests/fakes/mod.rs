@@ -20,6 +20,8 @@ use uuid::Uuid;
 pub const ORDER_ID: &str = "7a1c2e9e-5b1f-4f8e-9d5a-2c6f0e4b8a11";
 pub const CUSTOMER_ID: &str = "11111111-2222-4333-8444-555555555555";
 pub const DISH_ID: &str = "0b9c4f5e-1d2a-4c3b-8e7f-6a5b4c3d2e1f";
+/// The session bucket of the gateway's black-box tests.
+pub const SESSIONS_BUCKET: &str = "TESTS_GATEWAY_SESSIONS";
 
 /// One request as a fake service received it.
 #[derive(Debug, Clone)]
@@ -29,6 +31,7 @@ pub struct Seen {
     pub authorization: Option<String>,
     pub cookie: Option<String>,
     pub idempotency_key: Option<String>,
+    pub traceparent: Option<String>,
     pub forwarded_for: Option<String>,
     pub body: String,
 }
@@ -94,6 +97,7 @@ fn record(log: &Log, request: &Request, body: &str) {
         authorization: header("authorization"),
         cookie: header("cookie"),
         idempotency_key: header("idempotency-key"),
+        traceparent: header("traceparent"),
         forwarded_for: header("x-forwarded-for"),
         body: body.to_owned(),
     });
@@ -180,7 +184,8 @@ async fn me(request: &Request, log: Data<&Arc<Log>>) -> Response {
         return problem(StatusCode::UNAUTHORIZED, "unauthorized");
     }
     Json(json!({ "id": CUSTOMER_ID, "email": "camille@brigade.test", "name": "Camille", "phone": "+33 6 12 34 56 78",
-        "role": "customer", "addresses": [{ "id": Uuid::new_v4(), "street": "12 rue de la Paix", "city": "Paris", "postalCode": "75002" }] }))
+        "role": "customer", "addresses": [{ "id": Uuid::new_v4(), "street": "12 rue de la Paix", "city": "Paris", "postalCode": "75002" }],
+        "allergens": ["milk"], "diets": ["vegetarian"] }))
     .into_response()
 }
 
@@ -285,6 +290,7 @@ async fn tickets(request: &Request, log: Data<&Arc<Log>>) -> Response {
         return problem(StatusCode::UNAUTHORIZED, "unauthorized");
     }
     Json(json!([{ "orderId": ORDER_ID, "placedAt": "2025-03-14T18:05:00Z", "status": "open", "version": 2,
+        "allergies": ["peanuts", "milk"],
         "items": [{ "index": 0, "dishId": DISH_ID, "dishName": "Bœuf bourguignon", "quantity": 2, "note": "sans oignons", "status": "pending" }] }]))
     .into_response()
 }
@@ -337,6 +343,10 @@ impl Fakes {
         config.retry_base_delay = Duration::from_millis(10);
         config.breaker_failures = 3;
         config.breaker_cool_down = Duration::from_secs(60);
+        // Sessions in the machine's NATS, in a bucket of the tests' own whose entries (random
+        // keys, so tests never meet) go away within the hour.
+        config.sessions.bucket = SESSIONS_BUCKET.to_owned();
+        config.sessions.lifetime = Duration::from_secs(3600);
         config
     }
 }

@@ -94,17 +94,48 @@ impl System {
                 .wait_ready(&system.url(service, "/health/ready"))
                 .await;
         }
-        let env = system.env.clone();
+        system.spawn_gateway().await;
+        system
+    }
+
+    async fn spawn_gateway(&mut self) {
+        let env = self.env.clone();
         let config =
-            GatewayConfig::from_lookup(&system.settings, |key| env.get(key).cloned()).unwrap();
-        system.gateway = Some(tokio::spawn(brigade_gateway::serve(
+            GatewayConfig::from_lookup(&self.settings, |key| env.get(key).cloned()).unwrap();
+        self.gateway = Some(tokio::spawn(brigade_gateway::serve(
             config,
             std::future::pending(),
         )));
-        system
-            .wait_ready(&format!("{}/health/ready", system.gateway_url))
+        self.wait_ready(&format!("{}/health/ready", self.gateway_url))
             .await;
-        system
+    }
+
+    /// Stops the gateway at once (as a killed process) and starts a fresh one on its port:
+    /// nothing of the first one's memory survives.
+    pub async fn restart_gateway(&mut self) {
+        if let Some(gateway) = self.gateway.take() {
+            gateway.abort();
+            let _ = gateway.await;
+        }
+        let fresh = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        while fresh
+            .get(format!("{}/health/live", self.gateway_url))
+            .timeout(Duration::from_millis(300))
+            .send()
+            .await
+            .is_ok()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the gateway did not stop"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.spawn_gateway().await;
     }
 
     /// Starts one service (its production `run`) on a runtime of its own.
@@ -234,6 +265,27 @@ impl System {
         email
     }
 
+    /// Publishes on the orders stream an `OrderPlaced` the kitchen cannot read (a poison
+    /// message): its consumer parks it among the kitchen's dead letters.
+    pub async fn publish_poison_order(&self) {
+        let order_id = Uuid::new_v4();
+        let envelope = json!({
+            "eventId": Uuid::new_v4(), "aggregateType": "order", "aggregateId": order_id.to_string(),
+            "sequence": 1, "eventType": "OrderPlaced", "eventVersion": "1.0",
+            "payload": {"nonsense": true},
+            "metadata": {"correlation_id": order_id.to_string()},
+            "recordedAt": chrono::Utc::now(),
+        });
+        let client = async_nats::connect(&self.settings.nats_url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let subject = self.settings.namespace.subject("orders.order.placed");
+        js.publish(subject, serde_json::to_vec(&envelope).unwrap().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
     /// Stops everything and drops the test's databases and streams.
     pub async fn shutdown(mut self) {
         self.stop_all();
@@ -274,6 +326,9 @@ async fn drop_storage(prefix: &str, namespace: &str) {
                 ))
                 .await;
         }
+        let _ = js
+            .delete_key_value(format!("{}_GATEWAY_SESSIONS", namespace.to_uppercase()))
+            .await;
     }
 }
 
