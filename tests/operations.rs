@@ -108,6 +108,24 @@ async fn an_order_audit_tells_the_whole_story_in_time_order_under_one_trace() {
             "{service}: {traces:?}"
         );
     }
+    // And one tree: an event names the span that issued its command (the request that placed
+    // the order, the consumer that opened the ticket), the parent of what it causes elsewhere.
+    for (service, event) in [("orders", "OrderPlaced"), ("kitchen", "TicketOpened")] {
+        let span: Option<String> = sqlx::query_scalar(
+            "SELECT metadata->>'span_id' FROM events
+             WHERE metadata->>'correlation_id' = $1 AND event_type = $2",
+        )
+        .bind(order_id.to_string())
+        .bind(event)
+        .fetch_one(&system.db(service).await)
+        .await
+        .unwrap();
+        assert!(
+            span.as_ref()
+                .is_some_and(|s| s.len() == 16 && s != "0000000000000000"),
+            "{event}: {span:?}"
+        );
+    }
     system.shutdown().await;
 }
 
