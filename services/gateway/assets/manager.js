@@ -79,19 +79,155 @@ function dishBody(form) {
   };
   if (value('station')) body.station = value('station');
   if (value('prepMinutes')) body.prepMinutes = Number(value('prepMinutes'));
+  // All the groups, every time: the API replaces the dish's options with the list sent (the
+  // ids of the groups and choices that stay keep the carts that refer to them valid).
+  body.options = [...form.querySelectorAll('[data-groups] > [data-group]')].map((group) => {
+    const field = (root, name) => root.querySelector(`[data-field="${name}"]`);
+    const option = {
+      name: field(group, 'name').value.trim(),
+      minChoices: Number(field(group, 'minChoices').value || 0),
+      maxChoices: Number(field(group, 'maxChoices').value || 1),
+      choices: [...group.querySelectorAll('[data-choice]')].map((choice) => {
+        const delta = Math.round(Number(field(choice, 'priceDelta').value.replace(',', '.') || 0) * 100);
+        const picked = { name: field(choice, 'name').value.trim(), priceDelta: { amount: delta, currency: 'EUR' } };
+        if (choice.dataset.choiceId) picked.id = choice.dataset.choiceId;
+        return picked;
+      }),
+    };
+    if (group.dataset.groupId) option.id = group.dataset.groupId;
+    return option;
+  });
   return body;
 }
+
+/** Numbers the option groups and choices of a dish form, for their labels. */
+function numberOptions(form) {
+  form.querySelectorAll('[data-groups] > [data-group]').forEach((group, g) => {
+    group.querySelector('legend').textContent = `${T.option_group} ${g + 1}`;
+    group.querySelectorAll('[data-choice]').forEach((choice, c) => {
+      choice.querySelector('[data-field="name"]').previousElementSibling.textContent = `${T.choice_name} ${c + 1}`;
+    });
+  });
+}
+for (const form of document.querySelectorAll('[data-dish-form], [data-new-dish]')) numberOptions(form);
+
+function clearDishError(form) {
+  const box = form.querySelector('[data-dish-error]');
+  if (box) { box.hidden = true; box.textContent = ''; }
+  for (const field of form.querySelectorAll('[aria-invalid="true"]')) {
+    field.removeAttribute('aria-invalid');
+    field.removeAttribute('aria-describedby');
+  }
+}
+
+/**
+ * Shows a refusal next to the dish form, on the field the API names (`price`,
+ * `options/1/choices/0/priceDelta`): the field is marked and focused, the message says which.
+ */
+function showDishError(form, result) {
+  const box = form.querySelector('[data-dish-error]');
+  const path = String(result.data?.field || '').split('/').filter(Boolean);
+  let input = null;
+  if (path[0] === 'options') {
+    const group = form.querySelectorAll('[data-groups] > [data-group]')[Number(path[1])];
+    let root = group;
+    let name = path[2];
+    if (group && path[2] === 'choices' && path[3] !== undefined) {
+      root = group.querySelectorAll('[data-choice]')[Number(path[3])] || group;
+      name = path[4];
+    }
+    input = root?.querySelector(`[data-field="${name}"]`)
+      || root?.querySelector('[data-field="name"]')
+      || form.querySelector('[data-add-group]');
+  } else if (path.length > 0) {
+    const named = form.elements[path[0]];
+    input = named instanceof Element ? named : null;
+  }
+  const detail = result.status === 422 || result.status === 400 ? (result.data?.detail || T.error_generic) : problemMessage(result);
+  let label = '';
+  if (input) {
+    const own = input.closest('label')?.querySelector('span')?.textContent
+      || (input.id && form.querySelector(`label[for="${input.id}"]`)?.textContent) || '';
+    const group = input.closest('[data-group]')?.querySelector('legend')?.textContent;
+    label = [group, own].filter(Boolean).join(' › ');
+    if (input.matches('input, select, textarea')) {
+      input.setAttribute('aria-invalid', 'true');
+      if (box) {
+        box.id ||= `dish-error-${Math.random().toString(36).slice(2)}`;
+        input.setAttribute('aria-describedby', box.id);
+      }
+    }
+  }
+  const message = label ? t('dish_field_error', { field: label, detail }) : `${T.dish_not_saved} ${detail}`;
+  if (box) {
+    box.textContent = message;
+    box.hidden = false;
+  }
+  if (input?.matches('input, select, textarea')) input.focus();
+  else box?.scrollIntoView({ block: 'nearest' });
+}
+
+document.addEventListener('click', (event) => {
+  const form = event.target.closest('[data-dish-form], [data-new-dish]');
+  if (!form) return;
+  const addGroup = event.target.closest('[data-add-group]');
+  if (addGroup) {
+    const group = form.querySelector('[data-group-template]').content.firstElementChild.cloneNode(true);
+    form.querySelector('[data-groups]').append(group);
+    numberOptions(form);
+    group.querySelector('[data-field="name"]').focus();
+    return;
+  }
+  const addChoice = event.target.closest('[data-add-choice]');
+  if (addChoice) {
+    const group = addChoice.closest('[data-group]');
+    const choice = form.querySelector('[data-choice-template]').content.firstElementChild.cloneNode(true);
+    group.querySelector('[data-choices]').append(choice);
+    numberOptions(form);
+    choice.querySelector('[data-field="name"]').focus();
+    return;
+  }
+  const removeChoice = event.target.closest('[data-remove-choice]');
+  if (removeChoice) {
+    const group = removeChoice.closest('[data-group]');
+    removeChoice.closest('[data-choice]').remove();
+    numberOptions(form);
+    group.querySelector('[data-add-choice]').focus();
+    return;
+  }
+  const removeGroup = event.target.closest('[data-remove-group]');
+  if (removeGroup) {
+    removeGroup.closest('[data-group]').remove();
+    numberOptions(form);
+    form.querySelector('[data-add-group]').focus();
+  }
+});
+
+// "Required" and the fewest choices say the same thing: each follows the other.
+document.addEventListener('input', (event) => {
+  const field = event.target.closest('[data-group] [data-field]');
+  if (!field) return;
+  const group = field.closest('[data-group]');
+  const required = group.querySelector('[data-field="required"]');
+  const min = group.querySelector('[data-field="minChoices"]');
+  if (field === required) {
+    min.value = required.checked ? String(Math.max(1, Number(min.value) || 0)) : '0';
+  } else if (field === min) {
+    required.checked = Number(min.value) > 0;
+  }
+});
 
 document.addEventListener('submit', async (event) => {
   const dishForm = event.target.closest('[data-dish-form], [data-new-dish]');
   if (dishForm) {
     event.preventDefault();
     const id = dishForm.dataset.dishForm;
+    clearDishError(dishForm);
     const result = id
       ? await api('PATCH', `/api/orders/menu/dishes/${id}`, dishBody(dishForm))
       : await api('POST', '/api/orders/menu/dishes', dishBody(dishForm));
     if (!result.ok) {
-      toast(problemMessage(result), 'error');
+      showDishError(dishForm, result);
       return;
     }
     toast(id ? T.dish_saved : T.dish_added, 'success');

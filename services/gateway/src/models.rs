@@ -516,3 +516,16 @@ pub struct WebhookDelivery {
     #[serde(default)]
     pub last_error: Option<String>,
 }
+
+/// The quoted ready time of an order placed now (`GET /menu/ready-time`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadyTime {
+    /// When it would be ready: the earliest, or the next slot with room when the kitchen is
+    /// full; absent when no slot has room within a day.
+    #[serde(default)]
+    pub ready_at: Option<DateTime<Utc>>,
+    pub earliest_at: DateTime<Utc>,
+    /// Whether the slot of the earliest time is full.
+    pub full: bool,
+}

@@ -528,6 +528,89 @@ async fn a_customer_picks_a_dishs_options_and_the_chef_sees_them_on_the_ticket()
     )
     .await;
 
+    // The manager, on a phone, gives a dish an option group in the menu editor. A refused
+    // group (more choices allowed than it has) is said next to the form, on its field.
+    let manager = Browser::open(&driver, &base, PHONE).await;
+    sign_in(&manager, MANAGER_EMAIL, MANAGER_PASSWORD).await;
+    manager.goto("/manager/menu").await;
+    manager
+        .eval("const row = [...document.querySelectorAll('.editor-row')].find((r) => r.querySelector('strong').textContent === 'Ratatouille provençale'); row.id = 'ratatouille'; row.querySelector('details.edit-dish').open = true;")
+        .await;
+    manager.click("#ratatouille [data-add-group]").await;
+    manager
+        .fill("#ratatouille [data-group] [data-field='name']", "Taille")
+        .await;
+    manager
+        .fill("#ratatouille [data-choice] [data-field='name']", "grande")
+        .await;
+    manager
+        .fill(
+            "#ratatouille [data-choice] [data-field='priceDelta']",
+            "2.50",
+        )
+        .await;
+    manager
+        .fill("#ratatouille [data-field='maxChoices']", "2")
+        .await;
+    manager
+        .click("#ratatouille [data-group] [data-field='required']")
+        .await;
+    manager.click("#ratatouille button[type=submit]").await;
+    manager
+        .wait_until(
+            "!document.querySelector('#ratatouille [data-dish-error]').hidden",
+            LIVE,
+        )
+        .await;
+    assert_eq!(
+        manager
+            .eval("return document.querySelector('#ratatouille [data-field=\"maxChoices\"]').getAttribute('aria-invalid');")
+            .await,
+        json!("true")
+    );
+    let error = manager.text("#ratatouille [data-dish-error]").await;
+    assert!(error.contains("Choix maximum"), "{error}");
+    manager.screenshots("menu-editor-options").await;
+    manager
+        .fill("#ratatouille [data-field='maxChoices']", "1")
+        .await;
+    manager.click("#ratatouille button[type=submit]").await;
+    manager
+        .wait_until(
+            "document.querySelector('#ratatouille [data-dish-error]')?.hidden !== false",
+            LIVE,
+        )
+        .await;
+    let started = std::time::Instant::now();
+    let menu = loop {
+        assert!(
+            started.elapsed() < LIVE,
+            "the option group never reached the menu"
+        );
+        let (status, menu) = system
+            .call(reqwest::Method::GET, "orders", "/menu", None, None)
+            .await;
+        assert_eq!(status, 200);
+        let dish = menu["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|c| c["dishes"].as_array().unwrap().clone())
+            .find(|d| d["name"] == "Ratatouille provençale")
+            .unwrap();
+        if !dish["options"].as_array().unwrap().is_empty() {
+            break dish;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let group = &menu["options"][0];
+    assert_eq!(group["name"], "Taille");
+    assert_eq!(group["minChoices"], 1);
+    assert_eq!(group["maxChoices"], 1);
+    assert_eq!(group["choices"][0]["name"], "grande");
+    assert_eq!(group["choices"][0]["priceDelta"]["amount"], 250);
+    manager.close().await;
+
     let customer = Browser::open(&driver, &base, DESKTOP).await;
     customer.goto("/register").await;
     let email = format!("jules.{}@brigade.test", uuid::Uuid::new_v4().simple());

@@ -285,6 +285,41 @@ async fn pages_are_french_by_default_and_english_on_request() {
 }
 
 #[tokio::test]
+async fn the_menu_shows_the_quoted_ready_time_and_says_when_the_kitchen_is_full() {
+    let fakes = Fakes::start(true).await;
+    let browser = Browser::new(&gateway(&fakes, false).await);
+    let open = browser.get("/").await;
+    assert_eq!(open.status, 200);
+    assert!(
+        open.body.contains("data-menu-ready-time=\"open\""),
+        "{}",
+        open.body
+    );
+    assert!(
+        open.body
+            .contains("Prête vers <time datetime=\"2025-03-14T12:45:00+00:00\""),
+        "{}",
+        open.body
+    );
+    assert_eq!(fakes.log.seen("/menu/ready-time").len(), 1);
+
+    fakes.log.kitchen_full.store(true, Ordering::SeqCst);
+    let full = browser.get("/?lang=en").await;
+    assert!(
+        full.body.contains("data-menu-ready-time=\"full\""),
+        "{}",
+        full.body
+    );
+    assert!(
+        full.body
+            .contains("Next free slot: <time datetime=\"2025-03-14T13:00:00+00:00\""),
+        "{}",
+        full.body
+    );
+    assert!(!full.body.contains("data-menu-ready-time=\"open\""));
+}
+
+#[tokio::test]
 async fn signing_in_keeps_the_tokens_on_the_server() {
     let fakes = Fakes::start(true).await;
     let browser = Browser::new(&gateway(&fakes, false).await);

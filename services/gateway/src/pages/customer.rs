@@ -15,11 +15,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    date_time, failed, fragment, money, page_with, time_of_day, token, unavailable, Extras, Nav,
+    date_time, failed, fragment, money, page_with, time_of_day, time_sentence, token, unavailable,
+    Extras, Nav,
 };
 use crate::i18n::{fill, ALLERGENS, DIETS};
 use crate::models::{
     map_link, short_id, Delivery, Dish, LineOption, Menu, OptionGroup, Order, OrderPage, Profile,
+    ReadyTime,
 };
 use crate::upstream::FetchError;
 use crate::visitor::Visitor;
@@ -42,11 +44,18 @@ const HISTORY_PAGE_SIZE: u32 = 10;
 #[handler]
 pub async fn menu_page(gateway: Data<&Arc<Gateway>>, visitor: Data<&Visitor>) -> Response {
     let t = visitor.t;
-    let menu = gateway.menu().await;
+    // The quote is read fresh (it moves with the kitchen's load); without it the menu still shows.
+    let (menu, ready) = tokio::join!(
+        gateway.menu(),
+        gateway
+            .upstream
+            .get_json::<ReadyTime>(ServiceName::Orders, "/menu/ready-time", None),
+    );
     let body = html! {
         section.hero {
             h1 { (t.menu_title) }
             p.lead { (t.menu_intro) }
+            @if let Ok(ready) = &ready { (ready_time(&visitor, ready)) }
         }
         @match &menu {
             Ok(menu) => (menu_markup(&visitor, menu)),
@@ -69,6 +78,25 @@ pub async fn menu_page(gateway: Data<&Arc<Gateway>>, visitor: Data<&Visitor>) ->
         body,
         extras,
     )
+}
+
+/// When an order placed now would be ready; when the kitchen is full, says so and gives the
+/// next free time.
+fn ready_time(visitor: &Visitor, ready: &ReadyTime) -> Markup {
+    let t = visitor.t;
+    html! {
+        @if !ready.full {
+            p.ready-time data-menu-ready-time="open" {
+                (time_sentence(visitor, t.ready_around, ready.ready_at.unwrap_or(ready.earliest_at)))
+            }
+        } @else if let Some(next) = ready.ready_at {
+            p.notice.notice-warn.ready-time data-menu-ready-time="full" {
+                (time_sentence(visitor, t.kitchen_full, next))
+            }
+        } @else {
+            p.notice.notice-warn.ready-time data-menu-ready-time="full" { (t.kitchen_full_no_slot) }
+        }
+    }
 }
 
 fn menu_markup(visitor: &Visitor, menu: &Menu) -> Markup {

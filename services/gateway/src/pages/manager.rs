@@ -19,7 +19,7 @@ use super::{
 use crate::i18n::{fill, ALLERGENS, STATIONS};
 use crate::models::{
     map_link, short_id, Board, Courier, DeadLetterPage, Delivery, Dish, Menu, Notification,
-    Webhook, WebhookDelivery,
+    OptionChoice, OptionGroup, Webhook, WebhookDelivery,
 };
 use crate::visitor::Visitor;
 use crate::Gateway;
@@ -321,9 +321,86 @@ fn dish_form(visitor: &Visitor, dish: Option<&Dish>) -> Markup {
                     }
                 }
             }
+            fieldset.field.wide.option-groups data-option-groups {
+                legend { (t.option_groups) }
+                div data-groups {
+                    @for group in dish.map_or(&[][..], |d| d.options.as_slice()) {
+                        (option_group(visitor, Some(group)))
+                    }
+                }
+                button.btn.btn-secondary type="button" data-add-group { (t.add_option_group) }
+                template data-group-template { (option_group(visitor, None)) }
+                template data-choice-template { (option_choice(visitor, None)) }
+            }
+            p.notice.notice-error.field.wide data-dish-error role="alert" hidden {}
             div.field.wide {
                 button.btn.btn-primary type="submit" { @if dish.is_some() { (t.save) } @else { (t.add_dish) } }
             }
+        }
+    }
+}
+
+/// One option group of the dish form (`None`: a new, empty one). Its fields carry
+/// `data-field` rather than `name`, so they never mix with the dish's own fields; each is
+/// labelled by the label around it, as groups are added and removed in the page.
+fn option_group(visitor: &Visitor, group: Option<&OptionGroup>) -> Markup {
+    let t = visitor.t;
+    let min = group.map_or(0, |g| g.min_choices);
+    let max = group.map_or(1, |g| g.max_choices);
+    html! {
+        fieldset.option-group data-group data-group-id=[group.map(|g| g.id.to_string())] {
+            legend { (t.option_group) }
+            div.option-group-fields {
+                label.stacked {
+                    span { (t.option_group_name) }
+                    input data-field="name" required maxlength="60" value=[group.map(|g| g.name.as_str())];
+                }
+                label.check {
+                    input type="checkbox" data-field="required" checked[min > 0];
+                    span { (t.option_group_required) }
+                }
+                label.stacked {
+                    span { (t.min_choices) }
+                    input data-field="minChoices" type="number" min="0" max="20" inputmode="numeric" value=(min);
+                }
+                label.stacked {
+                    span { (t.max_choices) }
+                    input data-field="maxChoices" type="number" min="1" max="20" inputmode="numeric" value=(max);
+                }
+            }
+            ul.option-choices data-choices {
+                @match group {
+                    Some(group) => { @for choice in &group.choices { (option_choice(visitor, Some(choice))) } }
+                    None => (option_choice(visitor, None)),
+                }
+            }
+            div.actions {
+                button.btn.btn-secondary type="button" data-add-choice { (t.add_choice) }
+                button.btn.btn-quiet type="button" data-remove-group { (t.remove_option_group) }
+            }
+        }
+    }
+}
+
+/// One choice of an option group (`None`: a new, empty one).
+fn option_choice(visitor: &Visitor, choice: Option<&OptionChoice>) -> Markup {
+    let t = visitor.t;
+    let delta = choice.map(|c| {
+        let amount = c.price_delta.amount;
+        format!("{}.{:02}", amount / 100, amount % 100)
+    });
+    html! {
+        li.option-choice data-choice data-choice-id=[choice.map(|c| c.id.to_string())] {
+            label.stacked {
+                span { (t.choice_name) }
+                input data-field="name" required maxlength="60" value=[choice.map(|c| c.name.as_str())];
+            }
+            label.stacked {
+                span { (t.price_delta_eur) }
+                input data-field="priceDelta" type="number" min="0" max="1000" step="0.01" inputmode="decimal"
+                    value=(delta.as_deref().unwrap_or("0.00"));
+            }
+            button.btn.btn-quiet type="button" data-remove-choice { (t.remove_choice) }
         }
     }
 }

@@ -4,7 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::TcpListener as StdListener;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,6 +46,8 @@ pub struct Log {
     pub refreshes: AtomicU32,
     /// `GET /flaky` answers 503 this many times before 200.
     pub flaky_failures: AtomicU32,
+    /// `GET /menu/ready-time` quotes a full kitchen (next free slot at 13:00).
+    pub kitchen_full: AtomicBool,
 }
 
 impl Log {
@@ -205,6 +207,17 @@ fn menu() -> Json<Value> {
     ]}))
 }
 
+#[handler]
+async fn ready_time(request: &Request, log: Data<&Arc<Log>>) -> Json<Value> {
+    record(&log, request, "");
+    let full = log.kitchen_full.load(Ordering::SeqCst);
+    Json(json!({
+        "readyAt": if full { "2025-03-14T13:00:00Z" } else { "2025-03-14T12:45:00Z" },
+        "earliestAt": "2025-03-14T12:45:00Z", "slotStart": "2025-03-14T12:45:00Z", "slotEnd": "2025-03-14T13:00:00Z",
+        "booked": if full { 4 } else { 1 }, "ticketsPerSlot": 4, "full": full,
+    }))
+}
+
 fn order_json(status: &str) -> Value {
     json!({
         "orderId": ORDER_ID, "customerId": CUSTOMER_ID, "status": status,
@@ -309,6 +322,7 @@ impl Fakes {
             .data(log.clone());
         let orders = Route::new()
             .at("/menu", get(menu))
+            .at("/menu/ready-time", get(ready_time))
             .at("/orders", post(place_order))
             .at("/orders/:id", get(order))
             .at("/orders/:id/stream", get(order_stream))
