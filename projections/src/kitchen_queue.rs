@@ -290,7 +290,8 @@ const SELECT: &str = "SELECT order_id, placed_at, status, items, reason, closed_
      target_minutes, e.ready_at AS estimated_ready_at, allergies, scheduled_for \
      FROM kitchen_queue LEFT JOIN kitchen_estimates e USING (order_id)";
 
-/// Open tickets, oldest order first, timed at `now`.
+/// Open tickets, oldest order first, timed at `now`. A scheduled ticket takes its place by
+/// when it should start (its time less its target minutes), not by when it was placed.
 ///
 /// # Errors
 /// A database error.
@@ -299,7 +300,9 @@ pub async fn open_tickets(
     now: DateTime<Utc>,
 ) -> Result<Vec<QueuedTicket>, sqlx::Error> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
-        "{SELECT} WHERE status = 'open' ORDER BY placed_at, order_id"
+        "{SELECT} WHERE status = 'open'
+         ORDER BY coalesce(scheduled_for - make_interval(mins => target_minutes), placed_at),
+                  order_id"
     ))
     .fetch_all(pool)
     .await?;

@@ -75,6 +75,10 @@ CREATE INDEX order_tracking_placed ON order_tracking (placed_at DESC, order_id D
                   WHERE estimated_ready_at IS NOT NULL;
               ALTER TABLE order_tracking DROP COLUMN estimated_ready_at;",
     },
+    Migration {
+        name: "0303_order_tracking_scheduled_for",
+        sql: "ALTER TABLE order_tracking ADD COLUMN scheduled_for timestamptz;",
+    },
 ];
 
 /// Where an order stands (API.md's spelling).
@@ -308,6 +312,9 @@ pub struct TrackedOrder {
     pub reason: Option<String>,
     /// The kitchen's latest quote of when the food will be ready, until it is.
     pub estimated_ready_at: Option<DateTime<Utc>>,
+    /// When a scheduled order is to be ready; absent for "as soon as possible".
+    #[oai(skip_serializing_if_is_none)]
+    pub scheduled_for: Option<DateTime<Utc>>,
     /// Sequence of the last order event applied: a screen ignores an older copy.
     pub version: i64,
 }
@@ -339,6 +346,7 @@ impl TrackedOrder {
                 .collect(),
             reason: None,
             estimated_ready_at: None,
+            scheduled_for: order.scheduled_for(),
             version,
         })
     }
@@ -358,6 +366,7 @@ struct Row {
     history: Json<Vec<StatusEntry>>,
     reason: Option<String>,
     estimated_ready_at: Option<DateTime<Utc>>,
+    scheduled_for: Option<DateTime<Utc>>,
     version: i64,
 }
 
@@ -378,6 +387,7 @@ impl From<Row> for TrackedOrder {
             history: row.history.0,
             reason: row.reason,
             estimated_ready_at: row.estimated_ready_at,
+            scheduled_for: row.scheduled_for,
             version: row.version,
         }
     }
@@ -389,7 +399,7 @@ const SELECT: &str =
         contact_phone, placed_at, history, reason,
         CASE WHEN status IN ('placed', 'accepted', 'in_preparation') THEN e.ready_at END
             AS estimated_ready_at,
-        version
+        scheduled_for, version
      FROM order_tracking LEFT JOIN order_estimates e USING (order_id)";
 
 /// One order.
@@ -600,6 +610,7 @@ impl EventHandler for OrderTracking {
                 contact_phone,
                 total,
                 placed_at,
+                scheduled_for,
                 ..
             } => {
                 let items: Vec<TrackedLine> = lines.iter().map(TrackedLine::from).collect();
@@ -611,8 +622,9 @@ impl EventHandler for OrderTracking {
                 }];
                 sqlx::query(
                     "INSERT INTO order_tracking (order_id, customer_id, status, items, total_amount, currency,
-                        delivery_address, contact_phone, placed_at, history, updated_at, version)
-                     VALUES ($1, $2, 'placed', $3, $4, $5, $6, $7, $8, $9, $8, $10)
+                        delivery_address, contact_phone, placed_at, history, updated_at, version,
+                        scheduled_for)
+                     VALUES ($1, $2, 'placed', $3, $4, $5, $6, $7, $8, $9, $8, $10, $11)
                      ON CONFLICT (order_id) DO NOTHING",
                 )
                 .bind(order_id)
@@ -625,6 +637,7 @@ impl EventHandler for OrderTracking {
                 .bind(placed_at)
                 .bind(Json(history))
                 .bind(version)
+                .bind(scheduled_for)
                 .execute(&mut *tx)
                 .await?;
             }

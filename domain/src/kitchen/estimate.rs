@@ -9,6 +9,11 @@
 //! taken compared with their dish's minutes); a line is cooked as one batch whatever its
 //! quantity. A line in preparation has what is left of its time, never less than
 //! [`MIN_REMAINING_SECS`] (it is late, but not done). A ticket is ready when its last line is.
+//!
+//! A scheduled ticket is no load before its time: each of its pending lines starts no earlier
+//! than its `scheduled_for` minus the line's time, and while the ticket's earliest start (for
+//! its longest pending line) is still ahead, its lines are taken after every other pending
+//! line, the earliest start first.
 
 use std::collections::BTreeMap;
 
@@ -39,6 +44,8 @@ pub struct LoadTicket {
     pub order_id: Uuid,
     pub placed_at: DateTime<Utc>,
     pub items: Vec<LoadItem>,
+    /// When a scheduled order is to be ready; `None`: as soon as possible.
+    pub scheduled_for: Option<DateTime<Utc>>,
 }
 
 /// A line finished recently: how long it took from start to ready, against its dish's minutes.
@@ -110,15 +117,37 @@ pub fn ready_times(
         let secs = (f64::from(minutes) * 60.0 * model.pace).round() as i64;
         secs
     };
-    for wanted in [ItemStatus::InPreparation, ItemStatus::Pending] {
-        for (n, ticket) in tickets.iter().enumerate() {
+    // When a scheduled ticket's longest pending line must start: until then it waits.
+    let earliest_start = |ticket: &LoadTicket| -> Option<DateTime<Utc>> {
+        let longest = ticket
+            .items
+            .iter()
+            .filter(|item| item.status == ItemStatus::Pending)
+            .map(|item| duration(item.prep_minutes))
+            .max()?;
+        Some(ticket.scheduled_for? - Duration::seconds(longest))
+    };
+    let mut pending_order: Vec<usize> = (0..tickets.len()).collect();
+    // Stable: the tickets due keep their order, and go before those whose time is ahead.
+    pending_order.sort_by_key(|&n| earliest_start(&tickets[n]).filter(|start| *start > now));
+    let in_preparation: Vec<usize> = (0..tickets.len()).collect();
+    for (wanted, order) in [
+        (ItemStatus::InPreparation, in_preparation),
+        (ItemStatus::Pending, pending_order),
+    ] {
+        for n in order {
+            let ticket = &tickets[n];
             for item in ticket.items.iter().filter(|item| item.status == wanted) {
                 let mut needed = duration(item.prep_minutes);
-                if let Some(started) = item
-                    .started_at
-                    .filter(|_| wanted == ItemStatus::InPreparation)
-                {
-                    needed = (needed - (now - started).num_seconds()).max(MIN_REMAINING_SECS);
+                let mut not_before = None;
+                if wanted == ItemStatus::InPreparation {
+                    if let Some(started) = item.started_at {
+                        needed = (needed - (now - started).num_seconds()).max(MIN_REMAINING_SECS);
+                    }
+                } else {
+                    not_before = ticket
+                        .scheduled_for
+                        .map(|when| when - Duration::seconds(needed));
                 }
                 let station = stations
                     .entry(item.station.as_str())
@@ -127,7 +156,7 @@ pub fn ready_times(
                 let Some(lane) = station.iter_mut().min() else {
                     continue;
                 };
-                *lane += Duration::seconds(needed);
+                *lane = (*lane).max(not_before.unwrap_or(*lane)) + Duration::seconds(needed);
                 finish[n] = finish[n].max(*lane);
             }
         }
@@ -153,6 +182,7 @@ pub fn quote(
     all.push(LoadTicket {
         order_id: Uuid::nil(),
         placed_at: now,
+        scheduled_for: None,
         items: vec![LoadItem {
             station: station.to_owned(),
             prep_minutes,
@@ -184,6 +214,7 @@ mod tests {
             order_id: Uuid::from_u128(n),
             placed_at: at(0),
             items,
+            scheduled_for: None,
         }
     }
 
@@ -258,6 +289,61 @@ mod tests {
         assert_eq!(
             minutes_after_noon(&ready_times(&tickets, &slow, at(0))),
             [15]
+        );
+    }
+
+    fn scheduled(n: u128, items: Vec<LoadItem>, minutes: u32) -> LoadTicket {
+        LoadTicket {
+            scheduled_for: Some(at(minutes)),
+            ..ticket(n, items)
+        }
+    }
+
+    #[test]
+    fn a_scheduled_ticket_is_no_load_before_its_time() {
+        // Scheduled for 12:50: neither the order behind it nor a new order waits for it.
+        let tickets = [
+            scheduled(1, vec![item("grill", 10), item("cold", 5)], 50),
+            ticket(2, vec![item("grill", 10)]),
+        ];
+        assert_eq!(
+            minutes_after_noon(&ready_times(&tickets, &ONE_LANE, at(0))),
+            [50, 10]
+        );
+        assert_eq!(
+            (quote(&tickets, &ONE_LANE, at(0), "grill", 10) - at(0)).num_minutes(),
+            20
+        );
+        // A slow pace makes it start earlier, never later than its time.
+        let slow = KitchenModel {
+            lanes_per_station: 1,
+            pace: 2.0,
+        };
+        assert_eq!(
+            minutes_after_noon(&ready_times(&tickets[..1], &slow, at(0))),
+            [50]
+        );
+    }
+
+    #[test]
+    fn a_scheduled_ticket_whose_time_has_come_keeps_its_place_in_the_queue() {
+        // Scheduled for 12:15, its 10 minutes start at 12:05: at 12:06 it is due and first.
+        let tickets = [
+            scheduled(1, vec![item("grill", 10)], 15),
+            ticket(2, vec![item("grill", 10)]),
+        ];
+        assert_eq!(
+            minutes_after_noon(&ready_times(&tickets, &ONE_LANE, at(6))),
+            [16, 26]
+        );
+        // Behind a busy lane it is late, as it would really be.
+        let tickets = [
+            ticket(2, vec![item("grill", 30)]),
+            scheduled(1, vec![item("grill", 10)], 15),
+        ];
+        assert_eq!(
+            minutes_after_noon(&ready_times(&tickets, &ONE_LANE, at(6))),
+            [36, 46]
         );
     }
 

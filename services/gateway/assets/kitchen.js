@@ -61,10 +61,15 @@ function tick() {
   if (clock) clock.textContent = new Intl.DateTimeFormat(document.documentElement.dataset.locale, { timeStyle: 'short' }).format(new Date());
 }
 
-/** Puts a card in its place: the queue is sorted oldest order first. */
+/** When a card takes its place: when it was placed, or when a scheduled order should start. */
+function queuedAt(card) {
+  return Date.parse(card.dataset.queueAt || card.dataset.placedAt);
+}
+
+/** Puts a card in its place: the queue is sorted oldest order first, as the kitchen sorts it. */
 function place(card) {
-  const placed = Date.parse(card.dataset.placedAt);
-  const after = cards().find((c) => c !== card && Date.parse(c.dataset.placedAt) > placed);
+  const queued = queuedAt(card);
+  const after = cards().find((c) => c !== card && queuedAt(c) > queued);
   list.insertBefore(card, after || null);
 }
 

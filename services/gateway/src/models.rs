@@ -210,6 +210,9 @@ pub struct Order {
     pub history: Vec<StatusEntry>,
     #[serde(default)]
     pub reason: Option<String>,
+    /// When a scheduled order is to be ready; absent: as soon as possible.
+    #[serde(default)]
+    pub scheduled_for: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -336,6 +339,20 @@ pub struct Ticket {
     /// When a scheduled order is to be ready.
     #[serde(default)]
     pub scheduled_for: Option<DateTime<Utc>>,
+    /// The kitchen's preparation target (its longest dish), in minutes.
+    #[serde(default)]
+    pub target_minutes: Option<u32>,
+}
+
+impl Ticket {
+    /// Where the ticket takes its place in the queue, as the kitchen orders it: when it was
+    /// placed, or for a scheduled order when it should start (its time less its target).
+    #[must_use]
+    pub fn queue_at(&self) -> DateTime<Utc> {
+        self.scheduled_for.map_or(self.placed_at, |at| {
+            at - chrono::Duration::minutes(i64::from(self.target_minutes.unwrap_or(15)))
+        })
+    }
 }
 
 fn open() -> String {

@@ -711,6 +711,30 @@ async fn the_order_page_shows_the_order_and_says_tracking_is_unavailable_when_de
 }
 
 #[tokio::test]
+async fn a_scheduled_order_shows_when_it_is_scheduled_for() {
+    let fakes = Fakes::start(true).await;
+    let browser = Browser::new(&gateway(&fakes, false).await);
+    browser.sign_in("camille@brigade.test").await;
+    let french = browser.get(&format!("/orders/{ORDER_ID}")).await;
+    assert_eq!(french.status, 200);
+    assert!(
+        french
+            .body
+            .contains("Programmée pour <time datetime=\"2025-03-14T19:30:00+00:00\""),
+        "{}",
+        french.body
+    );
+    let english = browser.get(&format!("/orders/{ORDER_ID}?lang=en")).await;
+    assert!(
+        english
+            .body
+            .contains("Scheduled for <time datetime=\"2025-03-14T19:30:00+00:00\""),
+        "{}",
+        english.body
+    );
+}
+
+#[tokio::test]
 async fn get_calls_are_retried_but_other_calls_are_not() {
     let fakes = Fakes::start(true).await;
     let browser = Browser::new(&gateway(&fakes, false).await);

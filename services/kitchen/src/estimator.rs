@@ -82,6 +82,7 @@ impl Load {
             .map(|ticket| LoadTicket {
                 order_id: ticket.order_id,
                 placed_at: ticket.placed_at,
+                scheduled_for: ticket.scheduled_for,
                 items: ticket
                     .items
                     .iter()

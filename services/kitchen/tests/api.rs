@@ -19,6 +19,8 @@ struct Kitchen {
     base: String,
     http: reqwest::Client,
     chef: String,
+    /// Publishes as the orders service's relay would (one connection for the whole test).
+    js: async_nats::jetstream::Context,
 }
 
 impl Kitchen {
@@ -28,6 +30,15 @@ impl Kitchen {
         let base = format!("http://127.0.0.1:{}", settings.port(ServiceName::Kitchen));
         tokio::spawn(brigade_kitchen::run(settings.clone()));
         wait_ready(&base).await;
+        // The service creates the orders stream when its consumers start, which readiness
+        // does not wait for: make sure it is there (same settings) before publishing to it.
+        brigade_nats::Bus::connect(&settings.nats_url, settings.namespace.clone(), 1)
+            .await
+            .unwrap()
+            .ensure_stream("orders")
+            .await
+            .unwrap();
+        let js = async_nats::jetstream::new(async_nats::connect(&settings.nats_url).await.unwrap());
         let chef = issuer.token(Uuid::new_v4(), Role::Chef);
         Self {
             settings,
@@ -35,6 +46,7 @@ impl Kitchen {
             base,
             http: reqwest::Client::new(),
             chef,
+            js,
         }
     }
 
@@ -83,20 +95,12 @@ impl Kitchen {
             "payload": payload,
             "metadata": {"correlation_id": id.to_string()}, "recordedAt": Utc::now(),
         });
-        // The service creates the orders stream when its consumers start, which readiness
-        // does not wait for: make sure it is there (same settings) before publishing to it.
-        let bus =
-            brigade_nats::Bus::connect(&self.settings.nats_url, self.settings.namespace.clone(), 1)
-                .await
-                .unwrap();
-        bus.ensure_stream("orders").await.unwrap();
-        let client = async_nats::connect(&self.settings.nats_url).await.unwrap();
-        let js = async_nats::jetstream::new(client);
         let subject = self
             .settings
             .namespace
             .subject(&format!("orders.{aggregate_type}.{suffix}"));
-        js.publish(subject, serde_json::to_vec(&envelope).unwrap().into())
+        self.js
+            .publish(subject, serde_json::to_vec(&envelope).unwrap().into())
             .await
             .unwrap()
             .await
@@ -869,6 +873,37 @@ async fn a_ticket_for_a_customer_with_allergies_carries_the_allergy_flag() {
         .get(&format!("/tickets/{plain}"), &kitchen.chef)
         .await;
     assert_eq!(ticket["allergies"], json!([]));
+    drop_databases(&kitchen.settings).await;
+}
+
+#[tokio::test]
+async fn a_scheduled_ticket_queues_by_its_time_and_is_quoted_for_it() {
+    let kitchen = Kitchen::start().await;
+    let scheduled = Uuid::new_v4();
+    let when = DateTime::from_timestamp(Utc::now().timestamp() + 2 * 3600, 0).unwrap();
+    let mut event = placed(scheduled, 1);
+    if let OrderEvent::OrderPlaced { scheduled_for, .. } = &mut event {
+        *scheduled_for = Some(when);
+    }
+    kitchen.publish(scheduled, 1, &event).await;
+    kitchen.wait_for_ticket(scheduled).await;
+    let asap = kitchen.place(1).await;
+    let (status, tickets) = kitchen.get("/tickets", &kitchen.chef).await;
+    assert_eq!(status, 200);
+    let ids = order_ids(&tickets);
+    let position = |id: Uuid| ids.iter().position(|i| *i == id.to_string()).unwrap();
+    assert!(position(asap) < position(scheduled), "{ids:?}");
+    // Ready at its time, not as soon as the kitchen could cook it.
+    let quoted = at(&kitchen.wait_for_estimate(scheduled).await["estimatedReadyAt"]);
+    assert!(
+        (quoted - when).num_seconds().abs() <= 60,
+        "{quoted} for {when}"
+    );
+    let asap_quote = at(&kitchen.wait_for_estimate(asap).await["estimatedReadyAt"]);
+    assert!(
+        asap_quote < Utc::now() + chrono::Duration::minutes(30),
+        "{asap_quote}"
+    );
     drop_databases(&kitchen.settings).await;
 }
 

@@ -517,6 +517,9 @@ fn history_row(visitor: &Visitor, order: &Order) -> Markup {
                 }
                 p.muted { (date_time(visitor, order.placed_at)) " · " (t.count(order.dish_count(), t.dishes_one, t.dishes_many)) }
                 p.order-row-items { (summary.join(", ")) }
+                @if let Some(at) = order.scheduled_for {
+                    p.scheduled-for { (time_sentence(visitor, t.scheduled_for, at)) }
+                }
             }
             div.order-row-side {
                 strong.price { (money(visitor, &order.total)) }
@@ -614,6 +617,9 @@ pub async fn order_page(
             header.page-head {
                 h1 { (title) }
                 p.muted { (super::date_time_sentence(&visitor, t.placed_on, order.placed_at)) }
+                @if let Some(at) = order.scheduled_for {
+                    p.scheduled-for { (time_sentence(&visitor, t.scheduled_for, at)) }
+                }
             }
             div.order-layout {
                 div #order-live .order-live data-fragment={ "/orders/" (order_id) "/live" } {

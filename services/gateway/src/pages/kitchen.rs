@@ -225,6 +225,7 @@ fn card_markup(visitor: &Visitor, ticket: &Ticket, menu: Option<&Menu>) -> Marku
     let now = Utc::now();
     html! {
         li.ticket id={ "ticket-" (id) } data-order-id=(id) data-placed-at=(ticket.placed_at.to_rfc3339())
+            data-queue-at=(ticket.queue_at().to_rfc3339())
             data-target-secs=(target_minutes * 60) data-stations=(stations.join(" ")) data-short=(short)
             aria-labelledby={ "ticket-title-" (id) } {
             @if !ticket.allergies.is_empty() {

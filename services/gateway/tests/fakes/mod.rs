@@ -226,6 +226,7 @@ fn order_json(status: &str) -> Value {
         "total": { "amount": 4500, "currency": "EUR" },
         "deliveryAddress": { "street": "12 rue de la Paix", "city": "Paris", "postalCode": "75002" },
         "placedAt": "2025-03-14T18:05:00Z",
+        "scheduledFor": "2025-03-14T19:30:00Z",
         "history": [
             { "status": "placed", "at": "2025-03-14T18:05:00Z" },
             { "status": "accepted", "at": "2025-03-14T18:05:02Z" },

@@ -162,8 +162,9 @@ const KITCHEN_STAFF: &[Role] = &[Role::Chef, Role::Manager];
 
 #[OpenApi]
 impl KitchenApi {
-    /// Open tickets, oldest order first, each with its items and their progress, its target
-    /// and whether it is late. `station=grill` shows the tickets with grill items, and only
+    /// Open tickets, oldest order first (a scheduled order by when it should start: its
+    /// `scheduledFor` less its `targetMinutes`), each with its items and their progress, its
+    /// target and whether it is late. `station=grill` shows the tickets with grill items, and only
     /// their grill items (each keeps its `index`); `include=recent` appends the tickets closed
     /// in the last five minutes, most recently closed first.
     #[oai(path = "/tickets", method = "get", tag = "KitchenTags::Tickets")]

@@ -97,6 +97,48 @@ async fn a_full_slot_is_refused_with_the_next_possible_time_and_nothing_is_store
 }
 
 #[tokio::test]
+async fn a_scheduled_order_shows_its_time_when_tracked_and_in_the_history() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.customer();
+    let dish = app.dish("Ratatouille provençale").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let at = mid_slot_later();
+    let placed = app
+        .place(&token, &Uuid::new_v4().to_string(), &scheduled(&dish, at))
+        .await;
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    let order_id: Uuid = placed.body["orderId"].as_str().unwrap().parse().unwrap();
+    let asap = app.place_one(&token, "Tarte Tatin").await;
+
+    let scheduled_for = |order: &serde_json::Value| {
+        order["scheduledFor"]
+            .as_str()
+            .map(|at| at.parse::<DateTime<Utc>>().unwrap())
+    };
+    // From the read model (its history names who placed it), not the aggregate's fallback.
+    let tracked = app.wait_for_status(order_id, &token, "placed").await;
+    assert_eq!(scheduled_for(&tracked), Some(at), "{tracked}");
+    let other = app.wait_for_status(asap, &token, "placed").await;
+    assert!(other.get("scheduledFor").is_none(), "{other}");
+
+    let history = app.get("/orders", Some(&token)).await.body;
+    let listed = |id: Uuid| {
+        history["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["orderId"] == id.to_string())
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not in {history}"))
+    };
+    assert_eq!(scheduled_for(&listed(order_id)), Some(at));
+    assert_eq!(scheduled_for(&listed(asap)), None);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_quoted_ready_time_follows_the_kitchens_live_load() {
     let app = TestApp::spawn_with(|settings| settings.kitchen_slot_capacity = Some(1)).await;
     let (_, token) = app.customer();
