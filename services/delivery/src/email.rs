@@ -24,13 +24,12 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::smtp::{self, Email, SmtpConfig, SmtpError};
+use crate::webhooks::retry_delay;
 
 /// How many e-mails one pass sends at most (one after the other: a relay is not a crowd).
 const BATCH: i64 = 20;
 /// A claim this old belongs to a sender that died mid-conversation.
 pub const STALE_CLAIM: Duration = Duration::from_secs(600);
-/// The longest wait between two attempts.
-const MAX_DELAY: Duration = Duration::from_secs(3600);
 
 /// Turns the e-mail channel on or off for this database: notifications queue e-mails only
 /// while it is on. Called at start-up from the configuration.
@@ -190,25 +189,5 @@ impl EmailSender {
             }
         }
         Ok(())
-    }
-}
-
-/// The wait after `attempts` failures: `base`, doubled at each further failure, capped.
-fn retry_delay(base: Duration, attempts: i32) -> chrono::Duration {
-    let factor = 2u32.saturating_pow(u32::try_from(attempts - 1).unwrap_or(0).min(20));
-    let delay = base.saturating_mul(factor).min(MAX_DELAY);
-    chrono::Duration::from_std(delay).unwrap_or_else(|_| chrono::Duration::hours(1))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retries_wait_longer_each_time_up_to_an_hour() {
-        let base = Duration::from_secs(2);
-        assert_eq!(retry_delay(base, 1), chrono::Duration::seconds(2));
-        assert_eq!(retry_delay(base, 2), chrono::Duration::seconds(4));
-        assert_eq!(retry_delay(base, 40), chrono::Duration::hours(1));
     }
 }

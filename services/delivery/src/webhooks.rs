@@ -218,8 +218,9 @@ impl WebhookSender {
     }
 }
 
-/// The wait after `attempts` failures: `base`, doubled at each further failure, capped.
-fn retry_delay(base: Duration, attempts: i32) -> chrono::Duration {
+/// The wait after `attempts` failures: `base`, doubled at each further failure, capped at an
+/// hour. Webhooks and e-mails retry alike.
+pub(crate) fn retry_delay(base: Duration, attempts: i32) -> chrono::Duration {
     let factor = 2u32.saturating_pow(u32::try_from(attempts - 1).unwrap_or(0).min(20));
     let delay = base.saturating_mul(factor).min(MAX_DELAY);
     chrono::Duration::from_std(delay).unwrap_or_else(|_| chrono::Duration::hours(1))
@@ -244,5 +245,9 @@ mod tests {
         assert_eq!(retry_delay(base, 1), chrono::Duration::seconds(1));
         assert_eq!(retry_delay(base, 3), chrono::Duration::seconds(4));
         assert_eq!(retry_delay(base, 30), chrono::Duration::hours(1));
+        let base = Duration::from_secs(2);
+        assert_eq!(retry_delay(base, 1), chrono::Duration::seconds(2));
+        assert_eq!(retry_delay(base, 2), chrono::Duration::seconds(4));
+        assert_eq!(retry_delay(base, 40), chrono::Duration::hours(1));
     }
 }

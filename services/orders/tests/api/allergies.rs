@@ -36,21 +36,6 @@ async fn declares(app: &TestApp, customer: Uuid, sequence: usize, allergens: Vec
     pool.close().await;
 }
 
-async fn stored_orders(app: &TestApp) -> (i64, i64) {
-    let pool = app.pool().await;
-    let events: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = 'order'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    let booked: i64 = sqlx::query_scalar("SELECT count(*) FROM kitchen_load")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    (events, booked)
-}
-
 #[tokio::test]
 async fn a_dish_with_a_declared_allergen_is_refused_until_confirmed_and_nothing_is_stored() {
     let app = TestApp::spawn().await;
@@ -81,7 +66,7 @@ async fn a_dish_with_a_declared_allergen_is_refused_until_confirmed_and_nothing_
         .unwrap()
         .contains("Crème brûlée contains milk"));
     assert_eq!(
-        stored_orders(&app).await,
+        app.stored_orders().await,
         (0, 0),
         "a refusal stores nothing"
     );

@@ -22,21 +22,6 @@ fn scheduled(dish: &str, at: DateTime<Utc>) -> serde_json::Value {
     body
 }
 
-async fn stored(app: &TestApp) -> (i64, i64) {
-    let pool = app.pool().await;
-    let events: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = 'order'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    let booked: i64 = sqlx::query_scalar("SELECT count(*) FROM kitchen_load")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    (events, booked)
-}
-
 #[tokio::test]
 async fn a_full_slot_is_refused_with_the_next_possible_time_and_nothing_is_stored() {
     let app = TestApp::spawn_with(|settings| settings.kitchen_slot_capacity = Some(1)).await;
@@ -58,7 +43,7 @@ async fn a_full_slot_is_refused_with_the_next_possible_time_and_nothing_is_store
             .unwrap(),
         at
     );
-    assert_eq!(stored(&app).await, (1, 1));
+    assert_eq!(app.stored_orders().await, (1, 1));
 
     let key = Uuid::new_v4().to_string();
     let full = app
@@ -74,7 +59,11 @@ async fn a_full_slot_is_refused_with_the_next_possible_time_and_nothing_is_store
         .parse()
         .unwrap();
     assert_eq!(next, at - Duration::minutes(7) + Duration::minutes(15));
-    assert_eq!(stored(&app).await, (1, 1), "a refusal stores nothing");
+    assert_eq!(
+        app.stored_orders().await,
+        (1, 1),
+        "a refusal stores nothing"
+    );
 
     // Before the dish could be ready: refused too, saying when it could.
     let too_soon = app
@@ -87,12 +76,12 @@ async fn a_full_slot_is_refused_with_the_next_possible_time_and_nothing_is_store
     assert_eq!(too_soon.status, 422, "{}", too_soon.body);
     assert_eq!(too_soon.problem_code(), "order-schedule-too-soon");
     assert!(too_soon.body["nextAvailableAt"].is_string());
-    assert_eq!(stored(&app).await, (1, 1));
+    assert_eq!(app.stored_orders().await, (1, 1));
 
     // At the time given, with the same key: placed as scheduled.
     let later = app.place(&token, &key, &scheduled(&dish, next)).await;
     assert_eq!(later.status, 201, "{}", later.body);
-    assert_eq!(stored(&app).await, (2, 2));
+    assert_eq!(app.stored_orders().await, (2, 2));
     app.stop().await;
 }
 
@@ -229,6 +218,6 @@ async fn concurrent_orders_never_overfill_a_slot() {
     let mut statuses = futures::future::join_all(attempts).await;
     statuses.sort_unstable();
     assert_eq!(statuses, [201, 201, 201, 409, 409, 409, 409, 409, 409, 409]);
-    assert_eq!(stored(&app).await, (3, 3));
+    assert_eq!(app.stored_orders().await, (3, 3));
     app.stop().await;
 }

@@ -298,6 +298,22 @@ impl TestApp {
             .expect("the orders database")
     }
 
+    /// What placing orders stored: the order events, and the kitchen slot bookings.
+    pub async fn stored_orders(&self) -> (i64, i64) {
+        let pool = self.pool().await;
+        let events: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = 'order'")
+                .fetch_one(&pool)
+                .await
+                .expect("the order events");
+        let booked: i64 = sqlx::query_scalar("SELECT count(*) FROM kitchen_load")
+            .fetch_one(&pool)
+            .await
+            .expect("the kitchen bookings");
+        pool.close().await;
+        (events, booked)
+    }
+
     /// Publishes delivery events about `order_id` (sequences from 1) as its relay would.
     pub async fn delivery_says(&self, order_id: Uuid, events: &[DeliveryEvent]) {
         let envelopes: Vec<_> = events
