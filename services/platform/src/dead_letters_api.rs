@@ -193,20 +193,13 @@ impl DeadLettersApi {
         #[oai(name = "pageSize")] page_size: Query<Option<u32>>,
     ) -> Result<Json<DeadLetterPage>, Problem> {
         auth.0.require(MANAGERS)?;
-        let page = page.0.unwrap_or(1);
-        if page == 0 {
-            return Err(
-                Problem::bad_request("invalid-page", "pages count from 1").with_field("page")
-            );
-        }
-        let page_size = page_size.0.unwrap_or(DEFAULT_PAGE_SIZE);
-        if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
-            return Err(Problem::bad_request(
-                "invalid-page-size",
-                format!("a page holds 1 to {MAX_PAGE_SIZE} dead letters"),
-            )
-            .with_field("pageSize"));
-        }
+        let (page, page_size) = crate::problem::page_request(
+            page.0,
+            page_size.0,
+            DEFAULT_PAGE_SIZE,
+            MAX_PAGE_SIZE,
+            "dead letters",
+        )?;
         // Dead letters are rare (each one is a bug or a poison message someone must look at),
         // so the list is read whole and paged here.
         let letters = dead_letters::list(&self.pool, all.0.unwrap_or(false))

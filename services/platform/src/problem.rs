@@ -90,6 +90,34 @@ pub enum Problem {
     Unavailable(Json<ProblemDetails>),
 }
 
+/// The page and page size a list endpoint was asked for (`page`, `pageSize` query
+/// parameters): `default_size` when no size is given; pages count from 1 and hold 1 to
+/// `max_size` `items`, or the answer is a 400 naming the parameter at fault.
+///
+/// # Errors
+/// Page 0, or a page size of 0 or over `max_size`.
+pub fn page_request(
+    page: Option<u32>,
+    page_size: Option<u32>,
+    default_size: u32,
+    max_size: u32,
+    items: &str,
+) -> Result<(u32, u32), Problem> {
+    let page = page.unwrap_or(1);
+    if page == 0 {
+        return Err(Problem::bad_request("invalid-page", "pages count from 1").with_field("page"));
+    }
+    let page_size = page_size.unwrap_or(default_size);
+    if !(1..=max_size).contains(&page_size) {
+        return Err(Problem::bad_request(
+            "invalid-page-size",
+            format!("a page holds 1 to {max_size} {items}"),
+        )
+        .with_field("pageSize"));
+    }
+    Ok((page, page_size))
+}
+
 impl Problem {
     /// A problem with the given status, stable code and message.
     #[must_use]

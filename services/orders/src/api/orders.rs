@@ -253,20 +253,13 @@ impl OrdersApi {
                 ))
             }
         };
-        let page = page.0.unwrap_or(1);
-        if page == 0 {
-            return Err(
-                Problem::bad_request("invalid-page", "pages count from 1").with_field("page")
-            );
-        }
-        let page_size = page_size.0.unwrap_or(DEFAULT_PAGE_SIZE);
-        if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
-            return Err(Problem::bad_request(
-                "invalid-page-size",
-                format!("a page holds 1 to {MAX_PAGE_SIZE} orders"),
-            )
-            .with_field("pageSize"));
-        }
+        let (page, page_size) = brigade_platform::problem::page_request(
+            page.0,
+            page_size.0,
+            DEFAULT_PAGE_SIZE,
+            MAX_PAGE_SIZE,
+            "orders",
+        )?;
         let (items, total) = order_tracking::page(&self.pool, customer, page, page_size)
             .await
             .map_err(|e| read_problem(&e))?;
