@@ -154,12 +154,20 @@ impl Browser {
         element.send_keys(text).await.unwrap();
     }
 
+    /// The text of the element at `css`. Live pages redraw their fragments: an element found
+    /// just before a redraw is gone when read, so it is looked up again (within 20 s).
     pub async fn text(&self, css: &str) -> String {
-        self.wait_for(css, Duration::from_secs(20))
-            .await
-            .text()
-            .await
-            .unwrap()
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let element = self.wait_for(css, Duration::from_secs(20)).await;
+            match element.text().await {
+                Ok(text) => return text,
+                Err(fantoccini::error::CmdError::Standard(e))
+                    if e.error == fantoccini::error::ErrorStatus::StaleElementReference
+                        && std::time::Instant::now() < deadline => {}
+                Err(e) => panic!("cannot read the text of {css}: {e}"),
+            }
+        }
     }
 
     /// Runs a script in the page and returns what it returns.
