@@ -103,6 +103,42 @@ impl CommandMetadata {
     }
 }
 
+/// How many times a command that lost a race to another writer is decided again.
+pub const CONFLICT_RETRIES: usize = 3;
+
+/// Executes a command; when another writer appended to the aggregate between the load and the
+/// commit (a conflict: nothing of this command was stored), decides it again on the fresh
+/// state, up to [`CONFLICT_RETRIES`] times.
+///
+/// Right for commands that say what the outcome must be (cancel the order, mark the item ready,
+/// go on shift): deciding again is what would have happened had the request come a moment
+/// later, and the aggregate refuses it then if it no longer holds. Not for commands relative to
+/// what the caller saw (an undo could take back someone else's step): issue those once.
+///
+/// # Errors
+/// The aggregate's refusal, a conflict that outlasted the retries, or a database error.
+pub async fn execute_deciding_again<A>(
+    store: &PostgresCqrs<A>,
+    id: &str,
+    command: &A::Command,
+    metadata: &CommandMetadata,
+) -> Result<(), AggregateError<A::Error>>
+where
+    A: Aggregate,
+    A::Command: Clone,
+{
+    let mut attempt = 0;
+    loop {
+        match store
+            .execute_with_metadata(id, command.clone(), metadata.clone().into_map())
+            .await
+        {
+            Err(AggregateError::AggregateConflict) if attempt < CONFLICT_RETRIES => attempt += 1,
+            result => return result,
+        }
+    }
+}
+
 /// How a subscription reports a failed command: a refused command will be refused again
 /// (park it), a conflict or a database fault may pass next time (retry).
 pub fn handler_error<E: std::fmt::Display + std::error::Error>(

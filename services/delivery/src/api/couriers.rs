@@ -300,9 +300,7 @@ impl CouriersApi {
     ) -> Result<(), Problem> {
         let key = id.to_string();
         let metadata = metadata(auth, &key)?;
-        self.0
-            .couriers
-            .execute_with_metadata(&key, command, metadata.into_map())
+        store::execute_deciding_again(&self.0.couriers, &key, &command, &metadata)
             .await
             .map_err(|e| command_problem(e, courier_problem))
     }

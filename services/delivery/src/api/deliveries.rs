@@ -386,9 +386,7 @@ impl DeliveriesApi {
     ) -> Result<(), Problem> {
         let id = order_id.to_string();
         let metadata = metadata(auth, &id)?;
-        self.0
-            .deliveries
-            .execute_with_metadata(&id, command, metadata.into_map())
+        store::execute_deciding_again(&self.0.deliveries, &id, &command, &metadata)
             .await
             .map_err(|e| command_problem(e, delivery_problem))
     }

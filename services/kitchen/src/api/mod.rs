@@ -23,7 +23,6 @@ use brigade_platform::Problem;
 use brigade_projections::feed::{self, FeedHub};
 use brigade_projections::kitchen_queue::{self, ItemState, QueuedTicket, TicketState};
 use chrono::{DateTime, Duration, Utc};
-use cqrs_es::AggregateError;
 use futures::StreamExt;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{EventStream, Json};
@@ -46,10 +45,6 @@ enum KitchenTags {
 
 /// How long closed tickets stay on `GET /tickets?include=recent`.
 pub const RECENT_MINUTES: i64 = 5;
-/// How many times a chef's command is retried when another chef's write to the same ticket
-/// won the race: each try decides on the fresh state.
-const CONFLICT_RETRIES: usize = 3;
-
 /// Why a chef rejects a ticket.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
@@ -514,19 +509,9 @@ impl KitchenApi {
         let metadata = CommandMetadata::by(actor)
             .correlation(id.clone())
             .causation(format!("http:{}", Uuid::new_v4()));
-        let mut attempt = 0;
-        loop {
-            match stock
-                .execute_with_metadata(&id, command.clone(), metadata.clone().into_map())
-                .await
-            {
-                Ok(()) => return Ok(()),
-                Err(AggregateError::AggregateConflict) if attempt < CONFLICT_RETRIES => {
-                    attempt += 1;
-                }
-                Err(error) => return Err(command_problem(error, problems::stock_problem)),
-            }
-        }
+        store::execute_deciding_again(&stock, &id, &command, &metadata)
+            .await
+            .map_err(|error| command_problem(error, problems::stock_problem))
     }
 
     async fn stock_state(&self, dish_id: Uuid) -> Result<Json<DishStockState>, Problem> {
@@ -562,23 +547,14 @@ impl KitchenApi {
         let metadata = CommandMetadata::by(actor)
             .correlation(id.clone())
             .causation(format!("http:{}", Uuid::new_v4()));
-        let retries = if matches!(command, TicketCommand::UndoItemStep { .. }) {
-            0
+        let result = if matches!(command, TicketCommand::UndoItemStep { .. }) {
+            self.tickets
+                .execute_with_metadata(&id, command, metadata.into_map())
+                .await
         } else {
-            CONFLICT_RETRIES
+            store::execute_deciding_again(&self.tickets, &id, &command, &metadata).await
         };
-        let mut attempt = 0;
-        loop {
-            let result = self
-                .tickets
-                .execute_with_metadata(&id, command.clone(), metadata.clone().into_map())
-                .await;
-            match result {
-                Ok(()) => break,
-                Err(AggregateError::AggregateConflict) if attempt < retries => attempt += 1,
-                Err(error) => return Err(command_problem(error, ticket_problem)),
-            }
-        }
+        result.map_err(|error| command_problem(error, ticket_problem))?;
         let loaded = store::load::<Ticket>(&self.pool, &id)
             .await
             .map_err(|e| command_problem(e, ticket_problem))?;

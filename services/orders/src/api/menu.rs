@@ -366,8 +366,7 @@ impl MenuApi {
         command: DishCommand,
     ) -> Result<(), Problem> {
         let metadata = metadata(&auth.0, dish_id)?;
-        self.dishes
-            .execute_with_metadata(&dish_id.to_string(), command, metadata.into_map())
+        store::execute_deciding_again(&self.dishes, &dish_id.to_string(), &command, &metadata)
             .await
             .map_err(|e| command_problem(e, dish_problem))
     }

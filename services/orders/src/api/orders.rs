@@ -312,8 +312,9 @@ impl OrdersApi {
             at: Utc::now(),
         };
         let metadata = metadata(&auth.0, order_id.0)?;
-        self.orders
-            .execute_with_metadata(&order_id.0.to_string(), command, metadata.into_map())
+        // The kitchen's and delivery's news of the order may land at the same moment: cancelling
+        // is decided again on the fresh order (and refused if cooking has started meanwhile).
+        store::execute_deciding_again(&self.orders, &order_id.0.to_string(), &command, &metadata)
             .await
             .map_err(|e| command_problem(e, order_problem))?;
         Ok(Json(CancelledOrder {

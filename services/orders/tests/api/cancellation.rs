@@ -1,8 +1,11 @@
 //! Cancellation: the customer until the kitchen starts cooking, a manager afterwards, nobody
 //! once it is over; chefs and couriers never (they reject or fail instead).
 
+use std::time::Duration;
+
 use brigade_domain::kitchen::{NewTicketItem, TicketEvent};
-use brigade_domain::Role;
+use brigade_domain::ordering::OrderEvent;
+use brigade_domain::{Role, EVENT_VERSION};
 use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
@@ -34,6 +37,50 @@ async fn kitchen_starts_cooking(app: &TestApp, order_id: Uuid) {
         ],
     )
     .await;
+}
+
+/// The kitchen's news of an order is being stored at the very moment the customer cancels: the
+/// cancellation loses the race for the order's next event, and is decided again on the fresh
+/// order (accepted by the kitchen, still cancellable) instead of answering "try again" (409).
+#[tokio::test]
+async fn a_cancellation_that_loses_a_race_to_the_kitchens_news_is_decided_again() {
+    let app = TestApp::spawn().await;
+    let (_, customer) = app.customer();
+    let order_id = app.place_one(&customer, "Bœuf bourguignon").await;
+    let pool = app.pool().await;
+    // Another writer stores the order's second event and holds it uncommitted…
+    let accepted = OrderEvent::OrderAccepted { at: Utc::now() };
+    let mut other_writer = pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('order', $1, 2, 'OrderAccepted', $2, $3, '{}')",
+    )
+    .bind(order_id.to_string())
+    .bind(EVENT_VERSION)
+    .bind(serde_json::to_value(&accepted).unwrap())
+    .execute(&mut *other_writer)
+    .await
+    .unwrap();
+    // …while the customer cancels: the cancellation's own second event waits on it, then
+    // finds the place taken.
+    let path = format!("/orders/{order_id}/cancel");
+    let (cancelled, ()) = tokio::join!(app.post(&path, &customer, None), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        other_writer.commit().await.unwrap();
+    });
+
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    let order = app.wait_for_status(order_id, &customer, "cancelled").await;
+    let statuses: Vec<&str> = order["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|step| step["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["placed", "accepted", "cancelled"], "{order}");
+    pool.close().await;
+    app.stop().await;
 }
 
 #[tokio::test]
