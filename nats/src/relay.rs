@@ -99,7 +99,7 @@ impl OutboxRelay {
             }
         }
         tracing::info!(service = self.service, "outbox relay active");
-        let mut listener = PgListener::connect_with(&self.pool).await?;
+        let mut listener = dedicated_listener(&self.pool).await?;
         listener.listen("brigade_outbox").await?;
         self.bus
             .ensure_stream(self.service)
@@ -248,4 +248,26 @@ pub(crate) fn delay_for_attempt(attempt: u32, base: Duration, cap: Duration) -> 
 fn rand_percent() -> u8 {
     // Sub-second clock noise is jitter enough here and needs no random number generator.
     u8::try_from(Utc::now().timestamp_subsec_nanos() % 100).unwrap_or(0)
+}
+
+/// A `LISTEN` connection of its own, outside the service's pool.
+///
+/// A listener keeps its connection for as long as it listens. Taken from the service's pool
+/// (what `PgListener::connect_with` does), it would leave the pool one connection short for
+/// good: with a small pool and two listeners (the relay's and the live feeds'), the consumers'
+/// transactions each waited for a second connection that never came free, and a kitchen of
+/// four connections opened a ticket every ten seconds (BENCHMARKS.md). Its own one-connection
+/// pool also reconnects it after a database fault, as `PgListener` does with any pool.
+///
+/// # Errors
+/// The database cannot be reached.
+pub async fn dedicated_listener(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let own = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with((*pool.connect_options()).clone());
+    PgListener::connect_with(&own).await
 }

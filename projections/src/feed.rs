@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use brigade_nats::Migration;
-use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{broadcast, watch};
 
@@ -119,7 +118,7 @@ impl FeedHub {
         };
         tokio::spawn(async move {
             while !*shutdown.borrow() {
-                let mut listener = match PgListener::connect_with(&pool).await {
+                let mut listener = match brigade_nats::relay::dedicated_listener(&pool).await {
                     Ok(listener) => listener,
                     Err(error) => {
                         tracing::warn!(%error, "feed listener cannot connect; retrying");
