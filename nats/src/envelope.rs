@@ -44,6 +44,20 @@ impl EventEnvelope {
         E::deserialize(&self.payload)
     }
 
+    /// The aggregate's id as a UUID, as every Brigade aggregate is keyed; `what` names the
+    /// aggregate in the error ("order id \"x\" is not a uuid"): a message no retry will mend.
+    ///
+    /// # Errors
+    /// A permanent handler error when the id is not a UUID.
+    pub fn aggregate_uuid(&self, what: &str) -> Result<uuid::Uuid, crate::HandlerError> {
+        self.aggregate_id.parse().map_err(|_| {
+            crate::HandlerError::Permanent(format!(
+                "{what} id {:?} is not a uuid",
+                self.aggregate_id
+            ))
+        })
+    }
+
     /// The correlation id (the order id for an order's whole journey), if the command set one.
     #[must_use]
     pub fn correlation_id(&self) -> Option<&str> {

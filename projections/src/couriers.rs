@@ -256,12 +256,7 @@ impl EventHandler for Couriers {
         tx: &mut PgConnection,
     ) -> Result<(), HandlerError> {
         let envelope = &event.envelope;
-        let courier_id: Uuid = envelope.aggregate_id.parse().map_err(|_| {
-            HandlerError::Permanent(format!(
-                "courier id {:?} is not a uuid",
-                envelope.aggregate_id
-            ))
-        })?;
+        let courier_id: Uuid = envelope.aggregate_uuid("courier")?;
         let courier_event: CourierEvent = envelope
             .decode()
             .map_err(|e| HandlerError::Permanent(format!("not a courier event: {e}")))?;

@@ -462,12 +462,7 @@ impl EventHandler for KitchenQueue {
         tx: &mut PgConnection,
     ) -> Result<(), HandlerError> {
         let envelope = &event.envelope;
-        let order_id: Uuid = envelope.aggregate_id.parse().map_err(|_| {
-            HandlerError::Permanent(format!(
-                "ticket id {:?} is not a uuid",
-                envelope.aggregate_id
-            ))
-        })?;
+        let order_id: Uuid = envelope.aggregate_uuid("ticket")?;
         let ticket_event: TicketEvent = envelope
             .decode()
             .map_err(|e| HandlerError::Permanent(format!("not a ticket event: {e}")))?;
@@ -554,12 +549,7 @@ impl EventHandler for KitchenQueue {
         let mut decoded = Vec::with_capacity(events.len());
         for event in events {
             let envelope = &event.envelope;
-            let order_id: Uuid = envelope.aggregate_id.parse().map_err(|_| {
-                HandlerError::Permanent(format!(
-                    "ticket id {:?} is not a uuid",
-                    envelope.aggregate_id
-                ))
-            })?;
+            let order_id: Uuid = envelope.aggregate_uuid("ticket")?;
             let ticket_event: TicketEvent = envelope
                 .decode()
                 .map_err(|e| HandlerError::Permanent(format!("not a ticket event: {e}")))?;
@@ -886,9 +876,7 @@ impl EventHandler for KitchenDishes {
         tx: &mut PgConnection,
     ) -> Result<(), HandlerError> {
         let envelope = &event.envelope;
-        let dish_id: Uuid = envelope.aggregate_id.parse().map_err(|_| {
-            HandlerError::Permanent(format!("dish id {:?} is not a uuid", envelope.aggregate_id))
-        })?;
+        let dish_id: Uuid = envelope.aggregate_uuid("dish")?;
         let dish_event: DishEvent = envelope
             .decode()
             .map_err(|e| HandlerError::Permanent(format!("not a dish event: {e}")))?;

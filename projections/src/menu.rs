@@ -467,9 +467,7 @@ impl EventHandler for MenuProjector {
         tx: &mut PgConnection,
     ) -> Result<(), HandlerError> {
         let envelope = &event.envelope;
-        let dish_id: Uuid = envelope.aggregate_id.parse().map_err(|_| {
-            HandlerError::Permanent(format!("dish id {:?} is not a uuid", envelope.aggregate_id))
-        })?;
+        let dish_id: Uuid = envelope.aggregate_uuid("dish")?;
         let dish_event: DishEvent = envelope
             .decode()
             .map_err(|e| HandlerError::Permanent(format!("not a dish event: {e}")))?;

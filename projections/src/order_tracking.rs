@@ -587,12 +587,7 @@ impl EventHandler for OrderTracking {
         tx: &mut PgConnection,
     ) -> Result<(), HandlerError> {
         let envelope = &event.envelope;
-        let order_id: Uuid = envelope.aggregate_id.parse().map_err(|_| {
-            HandlerError::Permanent(format!(
-                "order id {:?} is not a uuid",
-                envelope.aggregate_id
-            ))
-        })?;
+        let order_id: Uuid = envelope.aggregate_uuid("order")?;
         let order_event: OrderEvent = envelope
             .decode()
             .map_err(|e| HandlerError::Permanent(format!("not an order event: {e}")))?;

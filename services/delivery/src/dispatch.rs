@@ -530,12 +530,7 @@ impl EventHandler for Workload {
         tx: &mut PgConnection,
     ) -> Result<(), HandlerError> {
         let envelope = &event.envelope;
-        let order_id: Uuid = envelope.aggregate_id.parse().map_err(|_| {
-            HandlerError::Permanent(format!(
-                "delivery id {:?} is not a uuid",
-                envelope.aggregate_id
-            ))
-        })?;
+        let order_id: Uuid = envelope.aggregate_uuid("delivery")?;
         let delivery_event: DeliveryEvent = envelope
             .decode()
             .map_err(|e| HandlerError::Permanent(format!("not a delivery event: {e}")))?;

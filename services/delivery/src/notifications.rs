@@ -287,12 +287,7 @@ impl EventHandler for OrderNotifications {
         let order_event: OrderEvent = envelope
             .decode()
             .map_err(|e| HandlerError::Permanent(format!("not an order event: {e}")))?;
-        let order_id: Uuid = envelope.aggregate_id.parse().map_err(|_| {
-            HandlerError::Permanent(format!(
-                "order id {:?} is not a uuid",
-                envelope.aggregate_id
-            ))
-        })?;
+        let order_id: Uuid = envelope.aggregate_uuid("order")?;
         let (kind, title, message) = match order_event {
             OrderEvent::OrderPlaced { customer_id, .. } => {
                 // Placing is the customer's own act: nothing to tell, only whom to tell later.
@@ -377,12 +372,7 @@ impl EventHandler for DeliveryNotifications {
         let delivery_event: DeliveryEvent = envelope
             .decode()
             .map_err(|e| HandlerError::Permanent(format!("not a delivery event: {e}")))?;
-        let order_id: Uuid = envelope.aggregate_id.parse().map_err(|_| {
-            HandlerError::Permanent(format!(
-                "delivery id {:?} is not a uuid",
-                envelope.aggregate_id
-            ))
-        })?;
+        let order_id: Uuid = envelope.aggregate_uuid("delivery")?;
         let delivery = || async {
             store::load::<Delivery>(&self.pool, &envelope.aggregate_id)
                 .await

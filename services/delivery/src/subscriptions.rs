@@ -239,12 +239,7 @@ impl EventHandler for FromIdentity {
         tx: &mut PgConnection,
     ) -> Result<(), HandlerError> {
         let envelope = &event.envelope;
-        let account_id: Uuid = envelope.aggregate_id.parse().map_err(|_| {
-            HandlerError::Permanent(format!(
-                "account id {:?} is not a uuid",
-                envelope.aggregate_id
-            ))
-        })?;
+        let account_id: Uuid = envelope.aggregate_uuid("account")?;
         let Some((kind, body)) = envelope
             .payload
             .as_object()

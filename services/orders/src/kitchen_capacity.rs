@@ -348,12 +348,7 @@ impl EventHandler for KitchenLoad {
         tx: &mut PgConnection,
     ) -> Result<(), HandlerError> {
         let envelope = &event.envelope;
-        let order_id: Uuid = envelope.aggregate_id.parse().map_err(|_| {
-            HandlerError::Permanent(format!(
-                "order id {:?} is not a uuid",
-                envelope.aggregate_id
-            ))
-        })?;
+        let order_id: Uuid = envelope.aggregate_uuid("order")?;
         if envelope.aggregate_type == "estimate" {
             let EstimateEvent::TicketEstimated { ready_at, .. } = envelope
                 .decode()

@@ -178,12 +178,7 @@ impl EventHandler for FromIdentity {
         let Some(body) = envelope.payload.get("DietaryProfileChanged") else {
             return Ok(());
         };
-        let customer_id: Uuid = envelope.aggregate_id.parse().map_err(|_| {
-            HandlerError::Permanent(format!(
-                "account id {:?} is not a uuid",
-                envelope.aggregate_id
-            ))
-        })?;
+        let customer_id: Uuid = envelope.aggregate_uuid("account")?;
         let changed: DietaryProfileChanged = serde_json::from_value(body.clone()).map_err(|e| {
             HandlerError::Permanent(format!("malformed DietaryProfileChanged: {e}"))
         })?;
