@@ -115,13 +115,18 @@ async fn measure(
             let token = cast.manager.token.clone();
             async move {
                 let _permit = gate.acquire().await.ok()?;
-                let response = http
-                    .get(url)
-                    .bearer_auth(token)
-                    .header("Accept", "text/event-stream")
-                    .send()
-                    .await
-                    .ok()?;
+                // A client the service does not take within the minute (its connection cap,
+                // say) counts as not connected, rather than holding the whole run up.
+                let response = tokio::time::timeout(
+                    Duration::from_secs(60),
+                    http.get(url)
+                        .bearer_auth(token)
+                        .header("Accept", "text/event-stream")
+                        .send(),
+                )
+                .await
+                .ok()?
+                .ok()?;
                 if !response.status().is_success() {
                     return None;
                 }

@@ -177,8 +177,10 @@ impl System {
             .env("BRIGADE_MANAGER_EMAIL", MANAGER_EMAIL)
             .env("BRIGADE_MANAGER_PASSWORD", MANAGER_PASSWORD)
             .env("BRIGADE_DATABASE_POOL", launch.pool_size.to_string())
-            // The fan-out holds ten thousand streams and more; the default guard is 256.
+            // The fan-out holds ten thousand streams and more, each on a connection of its
+            // own; the default guards are 256 streams and 4,096 connections per process.
             .env("BRIGADE_MAX_STREAMS", "50000")
+            .env("BRIGADE_MAX_CONNECTIONS", "50000")
             .stdout(Stdio::from(file.try_clone()?))
             .stderr(Stdio::from(file))
             .kill_on_drop(true);
