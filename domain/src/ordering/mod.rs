@@ -22,4 +22,4 @@ pub use options::{
     choose, valid_option_groups, ChosenOption, OptionChoice, OptionGroup, OptionPick,
     OptionPickError,
 };
-pub use order::{Order, OrderLine, OrderStatus, StatusChange};
+pub use order::{order_total, Order, OrderLine, OrderStatus, StatusChange};

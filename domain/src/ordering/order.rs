@@ -229,7 +229,7 @@ impl Order {
                     return Err(OrderError::OrderAlreadyPlaced);
                 }
                 let lines = validate_lines(lines)?;
-                let total = total_of(&lines)?;
+                let total = order_total(&lines)?;
                 delivery_address
                     .validate()
                     .map_err(OrderError::InvalidAddress)?;
@@ -436,8 +436,12 @@ fn options_fit(line: &OrderLine) -> bool {
     deltas.is_some_and(|deltas| deltas.amount <= line.unit_price.amount)
 }
 
-/// Sum of the line totals, with checked arithmetic. `lines` is non-empty and single-currency.
-fn total_of(lines: &[OrderLine]) -> Result<Money, OrderError> {
+/// Sum of the line totals, with checked arithmetic: what `Place` stores as the order's total.
+/// `lines` is non-empty and single-currency.
+///
+/// # Errors
+/// [`OrderError::TotalOverflow`] when the sum does not fit.
+pub fn order_total(lines: &[OrderLine]) -> Result<Money, OrderError> {
     let currency = lines
         .first()
         .map_or_else(String::new, |line| line.unit_price.currency.clone());

@@ -97,14 +97,23 @@ impl CheckoutError {
     }
 }
 
-/// Prices `items` from the menu read model.
+/// A basket priced from the menu: the order's lines, and the menu's dishes they were priced
+/// from (checkout reads their allergens and preparation minutes next, without asking again).
+#[derive(Debug)]
+pub struct Priced {
+    pub lines: Vec<OrderLine>,
+    pub dishes: HashMap<Uuid, MenuDish>,
+}
+
+/// Prices `items` from the menu read model (a dish it does not have yet is read from the
+/// event store).
 ///
 /// # Errors
 /// The outer error is a database fault; the inner one a line that cannot be ordered.
 pub async fn price(
     pool: &PgPool,
     items: &[BasketItem],
-) -> Result<Result<Vec<OrderLine>, CheckoutError>, MenuUnavailable> {
+) -> Result<Result<Priced, CheckoutError>, MenuUnavailable> {
     let mut ids: Vec<Uuid> = items
         .iter()
         .filter_map(|item| item.dish_id.parse().ok())
@@ -134,28 +143,32 @@ pub async fn price(
     let mut reloaded = Vec::new();
     loop {
         let priced = price_from(&dishes, items);
-        let line = match &priced {
+        let reload = match &priced {
             Err(
                 CheckoutError::InvalidOptions { line, .. }
                 | CheckoutError::MalformedOption { line, .. },
-            ) => *line,
-            _ => return Ok(priced),
+            ) => items[*line]
+                .dish_id
+                .parse::<Uuid>()
+                .ok()
+                .filter(|id| !reloaded.contains(id)),
+            _ => None,
         };
-        let Some(id) = items[line].dish_id.parse::<Uuid>().ok() else {
-            return Ok(priced);
+        let fresh = match reload {
+            Some(id) => {
+                reloaded.push(id);
+                let loaded = store::load::<Dish>(pool, &id.to_string())
+                    .await
+                    .map_err(|e| MenuUnavailable(e.to_string()))?;
+                MenuDish::from_aggregate(&loaded.aggregate).map(|dish| (id, dish))
+            }
+            None => None,
         };
-        if reloaded.contains(&id) {
-            return Ok(priced);
-        }
-        reloaded.push(id);
-        let loaded = store::load::<Dish>(pool, &id.to_string())
-            .await
-            .map_err(|e| MenuUnavailable(e.to_string()))?;
-        match MenuDish::from_aggregate(&loaded.aggregate) {
-            Some(dish) => {
+        match fresh {
+            Some((id, dish)) => {
                 dishes.insert(id, dish);
             }
-            None => return Ok(priced),
+            None => return Ok(priced.map(|lines| Priced { lines, dishes })),
         }
     }
 }
@@ -164,35 +177,6 @@ pub async fn price(
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the menu cannot be read: {0}")]
 pub struct MenuUnavailable(String);
-
-/// The menu's dishes of placed lines (for their allergens and preparation minutes), with the
-/// same fallback to the event store as [`price`] for a dish the read model does not have yet.
-///
-/// # Errors
-/// A database fault.
-pub async fn menu_dishes(
-    pool: &PgPool,
-    lines: &[OrderLine],
-) -> Result<HashMap<Uuid, MenuDish>, MenuUnavailable> {
-    let mut ids: Vec<Uuid> = lines.iter().map(|line| line.dish_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let mut dishes = menu::dishes(pool, &ids)
-        .await
-        .map_err(|e| MenuUnavailable(e.to_string()))?;
-    for id in ids {
-        if dishes.contains_key(&id) {
-            continue;
-        }
-        let loaded = store::load::<Dish>(pool, &id.to_string())
-            .await
-            .map_err(|e| MenuUnavailable(e.to_string()))?;
-        if let Some(dish) = MenuDish::from_aggregate(&loaded.aggregate) {
-            dishes.insert(id, dish);
-        }
-    }
-    Ok(dishes)
-}
 
 /// The item's picks as ids; `Err` with the first id that is not a UUID.
 fn picks(item: &BasketItem) -> Result<Vec<OptionPick>, String> {

@@ -5,7 +5,7 @@
 //! if it did not exist); chefs, couriers and managers see any order; only customers (their own)
 //! and managers list orders.
 
-use brigade_domain::ordering::{Order, OrderCommand, OrderError};
+use brigade_domain::ordering::{order_total, Order, OrderCommand, OrderError};
 use brigade_domain::Role;
 use brigade_nats::store::{self, EventStore};
 use brigade_platform::auth::{BearerAuth, Caller};
@@ -221,7 +221,9 @@ impl OrdersApi {
             }
         }
         match self.place(&auth.0, order_id, body.0).await {
-            Ok(()) => {}
+            // Placed by this request: the answer is what it stored (no read back).
+            Ok(Some(placed)) => return Ok(OrderPlaced::Created(Json(placed))),
+            Ok(None) => {}
             Err(Attempt::Refused(problem)) => {
                 idempotency::release(&self.pool, customer_id, key, order_id)
                     .await
@@ -384,13 +386,15 @@ impl OrdersApi {
 }
 
 impl OrdersApi {
-    /// Prices the basket from the menu and issues `Place` under the claimed order id.
+    /// Prices the basket from the menu and issues `Place` under the claimed order id; the
+    /// answer when this very request placed it (`None` when a concurrent one with the same key
+    /// did: the order is then read back).
     async fn place(
         &self,
         caller: &Caller,
         order_id: Uuid,
         request: PlaceOrder,
-    ) -> Result<(), Attempt> {
+    ) -> Result<Option<PlacedOrder>, Attempt> {
         let delivery_address = request.delivery_address.ok_or_else(|| {
             Attempt::Refused(
                 Problem::unprocessable("order-invalid-address", "a delivery address is required")
@@ -398,8 +402,12 @@ impl OrdersApi {
             )
         })?;
         let basket: Vec<BasketItem> = request.items.iter().map(BasketItem::from).collect();
-        let lines = checkout::price(&self.pool, &basket)
-            .await
+        // The menu and the customer's allergies, read at once (two connections, one wait).
+        let (priced, declared) = tokio::join!(
+            checkout::price(&self.pool, &basket),
+            dietary_profiles::allergens_of(&self.pool, caller.account_id)
+        );
+        let checkout::Priced { lines, dishes } = priced
             .map_err(|e| {
                 tracing::warn!(error = %e, "pricing failed");
                 Attempt::Failed(Problem::unavailable(
@@ -407,18 +415,7 @@ impl OrdersApi {
                 ))
             })?
             .map_err(|e| Attempt::Refused(checkout_problem(&e)))?;
-        let menu_unavailable = |e: checkout::MenuUnavailable| {
-            tracing::warn!(error = %e, "reading the dishes failed");
-            Attempt::Failed(Problem::unavailable(
-                "the menu cannot be read right now; nothing was applied, try again",
-            ))
-        };
-        let dishes = checkout::menu_dishes(&self.pool, &lines)
-            .await
-            .map_err(menu_unavailable)?;
-        let declared = dietary_profiles::allergens_of(&self.pool, caller.account_id)
-            .await
-            .map_err(|e| Attempt::Failed(read_problem(&e)))?;
+        let declared = declared.map_err(|e| Attempt::Failed(read_problem(&e)))?;
         let allergy = dietary_profiles::allergy_check(
             &declared,
             &lines,
@@ -440,6 +437,13 @@ impl OrdersApi {
             .await
             .map_err(|e| Attempt::Failed(read_problem(&e)))?
             .map_err(|refusal| Attempt::Refused(slot_problem(&refusal)))?;
+        // What the aggregate will store as the total (it refuses an overflow itself).
+        let answer = order_total(&lines).ok().map(|total| PlacedOrder {
+            order_id,
+            status: OrderState::Placed,
+            total: Amount::from(&total),
+            scheduled_for: request.scheduled_for,
+        });
         let command = OrderCommand::Place {
             order_id,
             customer_id: caller.account_id,
@@ -457,16 +461,16 @@ impl OrdersApi {
             .await
         {
             // A concurrent request with the same key placed it first: it is the same order.
-            Ok(())
+            result @ (Ok(())
             | Err(
                 AggregateError::UserError(OrderError::OrderAlreadyPlaced)
                 | AggregateError::AggregateConflict,
-            ) => {
+            )) => {
                 if let Err(error) = reservation.book(order_id).await {
                     // The order stands; the kitchen's first quote of its ticket books it.
                     tracing::warn!(%order_id, %error, "the kitchen slot could not be booked");
                 }
-                Ok(())
+                Ok(answer.filter(|_| result.is_ok()))
             }
             Err(AggregateError::UserError(error)) => Err(Attempt::Refused(order_problem(error))),
             Err(error) => Err(Attempt::Failed(command_problem(error, order_problem))),
