@@ -122,32 +122,31 @@ pub async fn claim(
 ) -> Result<Claim, sqlx::Error> {
     // Twice at most: a claim released between our insert and our read is claimed again.
     for _ in 0..2 {
-        // An expired claim no longer counts: the key is free again.
-        sqlx::query(
-            "DELETE FROM idempotency_keys
-             WHERE customer_id = $1 AND key = $2 AND created_at < now() - make_interval(secs => $3)",
-        )
-        .bind(customer_id)
-        .bind(key)
-        .bind(ttl_seconds(KEY_TTL))
-        .execute(pool)
-        .await?;
         // The claim's commit does not wait for its WAL flush (`synchronous_commit` off for
         // this one statement's transaction): the order's own commit, which is synchronous,
         // flushes the WAL up to itself and so the claim before it. A crash may only lose a
         // claim whose order was never committed, and the retry then claims the key afresh.
         // One WAL flush per order placed instead of two: the flush was the largest single
         // wait of `POST /orders` (see BENCHMARKS.md).
+        //
+        // An expired claim no longer counts: the key is free again, and this statement takes
+        // it over (one round trip, where a separate purge of the key took two).
         let inserted: Option<Uuid> = sqlx::query_scalar(
             "INSERT INTO idempotency_keys (customer_id, key, order_id, request_hash)
              SELECT $1, $2, $3, $4
                FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous_commit
-             ON CONFLICT (customer_id, key) DO NOTHING RETURNING order_id",
+             ON CONFLICT (customer_id, key) DO UPDATE
+                SET order_id = EXCLUDED.order_id,
+                    request_hash = EXCLUDED.request_hash,
+                    created_at = now()
+              WHERE idempotency_keys.created_at < now() - make_interval(secs => $5)
+             RETURNING order_id",
         )
         .bind(customer_id)
         .bind(key)
         .bind(Uuid::new_v4())
         .bind(request_hash)
+        .bind(ttl_seconds(KEY_TTL))
         .fetch_optional(pool)
         .await?;
         if let Some(order_id) = inserted {
