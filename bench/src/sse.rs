@@ -19,9 +19,13 @@ pub async fn read_events(
         };
         let Some(Ok(chunk)) = chunk else { return };
         buffer.extend_from_slice(&chunk);
-        while let Some(end) = event_end(&buffer) {
-            let event: Vec<u8> = buffer.drain(..end.1).collect();
-            let text = String::from_utf8_lossy(&event[..end.0]);
+        // Every complete event of the buffer, each found by scanning from where the last one
+        // ended, and the buffer shifted once per chunk: scanning the whole rest of the buffer
+        // and shifting it for every event was quadratic in the events of one chunk (a burst
+        // of frames), time the bench would count as the system's delay.
+        let mut start = 0;
+        while let Some((text_end, next)) = event_end(&buffer[start..]) {
+            let text = String::from_utf8_lossy(&buffer[start..start + text_end]);
             let data: Vec<&str> = text
                 .lines()
                 .filter_map(|line| line.strip_prefix("data:"))
@@ -30,24 +34,25 @@ pub async fn read_events(
             if !data.is_empty() && !on_data(&data.join("\n")) {
                 return;
             }
+            start += next;
         }
+        buffer.drain(..start);
     }
 }
 
-/// Where the first event of `buffer` ends: (end of its text, start of the next event).
+/// Where the first event of `buffer` ends: (end of its text, start of the next event), at its
+/// first blank line (`\n\n` or `\r\n\r\n`).
 fn event_end(buffer: &[u8]) -> Option<(usize, usize)> {
-    let lf = buffer
-        .windows(2)
-        .position(|w| w == b"\n\n")
-        .map(|i| (i, i + 2));
-    let crlf = buffer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, i + 4));
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-        (a, b) => a.or(b),
-    }
+    (0..buffer.len()).find_map(|i| {
+        let rest = &buffer[i..];
+        if rest.starts_with(b"\n\n") {
+            Some((i, i + 2))
+        } else if rest.starts_with(b"\r\n\r\n") {
+            Some((i, i + 4))
+        } else {
+            None
+        }
+    })
 }
 
 #[cfg(test)]
@@ -59,5 +64,9 @@ mod tests {
         assert_eq!(event_end(b"data: x\n\nrest"), Some((7, 9)));
         assert_eq!(event_end(b"data: x\r\n\r\n"), Some((7, 11)));
         assert_eq!(event_end(b"data: x\n"), None);
+        assert_eq!(
+            event_end(b"data: x\ndata: y\n\ndata: z\n\n"),
+            Some((15, 17))
+        );
     }
 }
