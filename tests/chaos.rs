@@ -715,6 +715,12 @@ async fn settled(system: &System) {
             now.push(events);
             backlog += pending;
         }
+        // The read models are compared with rebuilds next: every consumer must have applied
+        // every event first (one waiting out a retry delay is not done yet).
+        backlog += system
+            .consumer_backlog()
+            .await
+            .map_or(1, |messages| i64::try_from(messages).unwrap_or(i64::MAX));
         if now != last || backlog > 0 {
             last = now;
             stable_since = Instant::now();
