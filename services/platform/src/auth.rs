@@ -93,6 +93,23 @@ impl Caller {
     pub fn actor(&self) -> Actor {
         Actor::user(self.account_id, self.role)
     }
+
+    /// The metadata of a command this caller issues over HTTP: the caller as its actor,
+    /// `correlation` as its journey (the order's id for everything an order causes), this
+    /// request as its cause.
+    ///
+    /// # Errors
+    /// 500 should the actor not serialize (it always does).
+    pub fn command_metadata(
+        &self,
+        correlation: impl Into<String>,
+    ) -> Result<brigade_nats::CommandMetadata, crate::problem::Problem> {
+        let actor = serde_json::to_string(&self.actor())
+            .map_err(|e| crate::problem::Problem::internal(&e))?;
+        Ok(brigade_nats::CommandMetadata::by(actor)
+            .correlation(correlation)
+            .causation(format!("http:{}", Uuid::new_v4())))
+    }
 }
 
 /// Why a request was not let through. Rendered as problem+json: 401 for every token problem

@@ -18,7 +18,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
-use super::{courier_problem, metadata, problems, Context, DeliveryTags};
+use super::{courier_problem, problems, Context, DeliveryTags};
 use crate::{dispatch, geo, notifications, route};
 
 /// A courier to hire.
@@ -299,7 +299,7 @@ impl CouriersApi {
         command: CourierCommand,
     ) -> Result<(), Problem> {
         let key = id.to_string();
-        let metadata = metadata(auth, &key)?;
+        let metadata = auth.0.command_metadata(key.clone())?;
         store::execute_deciding_again(&self.0.couriers, &key, &command, &metadata)
             .await
             .map_err(|e| command_problem(e, courier_problem))

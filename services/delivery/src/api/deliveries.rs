@@ -19,7 +19,7 @@ use poem_openapi::types::ToJSON;
 use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 
-use super::{delivery_problem, may_see, metadata, problems, Context, DeliveryTags};
+use super::{delivery_problem, may_see, problems, Context, DeliveryTags};
 use crate::dispatch::{self, Booking};
 use crate::geo;
 use crate::route::{self, RoutePointView};
@@ -385,7 +385,7 @@ impl DeliveriesApi {
         command: DeliveryCommand,
     ) -> Result<(), Problem> {
         let id = order_id.to_string();
-        let metadata = metadata(auth, &id)?;
+        let metadata = auth.0.command_metadata(id.clone())?;
         store::execute_deciding_again(&self.0.deliveries, &id, &command, &metadata)
             .await
             .map_err(|e| command_problem(e, delivery_problem))

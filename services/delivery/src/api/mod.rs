@@ -13,14 +13,12 @@ mod problems;
 
 use brigade_domain::delivery::{Courier, Delivery};
 use brigade_domain::Role;
-use brigade_nats::store::{CommandMetadata, EventStore};
-use brigade_platform::auth::{BearerAuth, Caller};
-use brigade_platform::Problem;
+use brigade_nats::store::EventStore;
+use brigade_platform::auth::Caller;
 use brigade_projections::feed::FeedHub;
 use brigade_projections::live_deliveries::LiveDelivery;
 use poem_openapi::Tags;
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use crate::geo::GeoPoint;
 
@@ -79,12 +77,4 @@ pub fn may_see(caller: &Caller, delivery: &LiveDelivery) -> bool {
             .is_some_and(|c| c.id == caller.account_id),
         Role::Chef => false,
     }
-}
-
-/// The metadata of a command issued over HTTP: who, which order's journey, which request.
-fn metadata(auth: &BearerAuth, correlation: &str) -> Result<CommandMetadata, Problem> {
-    let actor = serde_json::to_string(&auth.0.actor()).map_err(|e| Problem::internal(&e))?;
-    Ok(CommandMetadata::by(actor)
-        .correlation(correlation.to_owned())
-        .causation(format!("http:{}", Uuid::new_v4())))
 }

@@ -16,7 +16,7 @@ mod problems;
 use brigade_domain::kitchen::{DishStock, DishStockCommand, Ticket, TicketCommand};
 use brigade_domain::ordering::Dish;
 use brigade_domain::Role;
-use brigade_nats::store::{self, CommandMetadata, EventStore};
+use brigade_nats::store::{self, EventStore};
 use brigade_platform::auth::BearerAuth;
 use brigade_platform::problem::{command_problem, read_problem};
 use brigade_platform::Problem;
@@ -505,10 +505,7 @@ impl KitchenApi {
     ) -> Result<(), Problem> {
         let stock = store::event_store::<DishStock>(self.pool.clone(), ());
         let id = dish_id.to_string();
-        let actor = serde_json::to_string(&auth.0.actor()).map_err(|e| Problem::internal(&e))?;
-        let metadata = CommandMetadata::by(actor)
-            .correlation(id.clone())
-            .causation(format!("http:{}", Uuid::new_v4()));
+        let metadata = auth.0.command_metadata(id.clone())?;
         store::execute_deciding_again(&stock, &id, &command, &metadata)
             .await
             .map_err(|error| command_problem(error, problems::stock_problem))
@@ -543,10 +540,7 @@ impl KitchenApi {
         command: TicketCommand,
     ) -> Result<Json<QueuedTicket>, Problem> {
         let id = order_id.to_string();
-        let actor = serde_json::to_string(&auth.0.actor()).map_err(|e| Problem::internal(&e))?;
-        let metadata = CommandMetadata::by(actor)
-            .correlation(id.clone())
-            .causation(format!("http:{}", Uuid::new_v4()));
+        let metadata = auth.0.command_metadata(id.clone())?;
         let result = if matches!(command, TicketCommand::UndoItemStep { .. }) {
             self.tickets
                 .execute_with_metadata(&id, command, metadata.into_map())

@@ -21,7 +21,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::problems::dish_problem;
-use super::{metadata, OrdersTags};
+use super::OrdersTags;
 
 /// Preparation time of a dish added without one.
 const DEFAULT_PREP_MINUTES: u32 = 10;
@@ -365,7 +365,7 @@ impl MenuApi {
         dish_id: Uuid,
         command: DishCommand,
     ) -> Result<(), Problem> {
-        let metadata = metadata(&auth.0, dish_id)?;
+        let metadata = auth.0.command_metadata(dish_id.to_string())?;
         store::execute_deciding_again(&self.dishes, &dish_id.to_string(), &command, &metadata)
             .await
             .map_err(|e| command_problem(e, dish_problem))

@@ -13,11 +13,7 @@ mod orders;
 pub mod problems;
 mod ready_time;
 
-use brigade_nats::store::CommandMetadata;
-use brigade_platform::auth::Caller;
-use brigade_platform::Problem;
 use poem_openapi::Tags;
-use uuid::Uuid;
 
 pub use menu::{DishChanges, MenuApi, NewDish};
 pub use optional_json::OptionalJson;
@@ -33,12 +29,4 @@ enum OrdersTags {
     Menu,
     /// Customers' orders, from placement to delivery.
     Orders,
-}
-
-/// The metadata of a command issued over HTTP: who, which journey (`correlation`), which request.
-fn metadata(caller: &Caller, correlation: Uuid) -> Result<CommandMetadata, Problem> {
-    let actor = serde_json::to_string(&caller.actor()).map_err(|e| Problem::internal(&e))?;
-    Ok(CommandMetadata::by(actor)
-        .correlation(correlation.to_string())
-        .causation(format!("http:{}", Uuid::new_v4())))
 }

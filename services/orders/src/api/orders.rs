@@ -27,7 +27,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::problems::{checkout_problem, order_not_found, order_problem, slot_problem};
-use super::{metadata, OptionalJson, OrdersTags};
+use super::{OptionalJson, OrdersTags};
 use crate::checkout::{self, BasketItem, BasketOption};
 use crate::dietary_profiles;
 use crate::idempotency::{self, Claim};
@@ -313,7 +313,7 @@ impl OrdersApi {
             reason: body.0.and_then(|body| body.reason),
             at: Utc::now(),
         };
-        let metadata = metadata(&auth.0, order_id.0)?;
+        let metadata = auth.0.command_metadata(order_id.0.to_string())?;
         // The kitchen's and delivery's news of the order may land at the same moment: cancelling
         // is decided again on the fresh order (and refused if cooking has started meanwhile).
         store::execute_deciding_again(&self.orders, &order_id.0.to_string(), &command, &metadata)
@@ -454,7 +454,9 @@ impl OrdersApi {
             scheduled_for: request.scheduled_for,
             at: now,
         };
-        let metadata = metadata(caller, order_id).map_err(Attempt::Failed)?;
+        let metadata = caller
+            .command_metadata(order_id.to_string())
+            .map_err(Attempt::Failed)?;
         match self
             .orders
             .execute_with_metadata(&order_id.to_string(), command, metadata.into_map())
