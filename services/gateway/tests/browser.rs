@@ -37,6 +37,34 @@ async fn customer_sees(customer: &Browser, status: &str) {
     );
 }
 
+/// The password of every customer the tests sign up.
+const CUSTOMER_PASSWORD: &str = "mot de passe solide";
+
+/// Signs a new customer up through the form (with a phone when given) and waits until signed
+/// in; returns the e-mail address used.
+async fn sign_up(browser: &Browser, name: &str, phone: Option<&str>) -> String {
+    let local: String = name
+        .to_lowercase()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    let email = format!("{local}.{}@brigade.test", uuid::Uuid::new_v4().simple());
+    browser.goto("/register").await;
+    browser.fill("#name", name).await;
+    browser.fill("#email", &email).await;
+    browser.fill("#password", CUSTOMER_PASSWORD).await;
+    if let Some(phone) = phone {
+        browser.fill("#phone", phone).await;
+    }
+    browser
+        .click("form[action='/register'] button[type=submit]")
+        .await;
+    browser
+        .wait_for("form[action='/logout']", Duration::from_secs(15))
+        .await;
+    email
+}
+
 async fn sign_in(browser: &Browser, email: &str, password: &str) {
     browser.goto("/login").await;
     browser.fill("#email", email).await;
@@ -86,22 +114,7 @@ async fn a_customer_orders_and_follows_it_live_while_the_kitchen_cooks_and_the_c
 
     // A customer signs up, fills a cart, and orders.
     let customer = Browser::open(&driver, &base, PHONE).await;
-    customer.goto("/register").await;
-    customer.fill("#name", "Camille").await;
-    customer
-        .fill(
-            "#email",
-            &format!("camille.{}@brigade.test", uuid::Uuid::new_v4().simple()),
-        )
-        .await;
-    customer.fill("#password", "mot de passe solide").await;
-    customer.fill("#phone", "+33 6 12 34 56 78").await;
-    customer
-        .click("form[action='/register'] button[type=submit]")
-        .await;
-    customer
-        .wait_for("form[action='/logout']", Duration::from_secs(15))
-        .await;
+    sign_up(&customer, "Camille", Some("+33 6 12 34 56 78")).await;
     customer.screenshots("menu").await;
     let add = customer
         .client
@@ -433,17 +446,7 @@ async fn the_order_page_stays_usable_while_the_delivery_service_is_stopped() {
     };
     let mut system = System::start().await;
     let customer = Browser::open(&driver, &system.gateway_url, PHONE).await;
-    customer.goto("/register").await;
-    let email = format!("ines.{}@brigade.test", uuid::Uuid::new_v4().simple());
-    customer.fill("#name", "Inès").await;
-    customer.fill("#email", &email).await;
-    customer.fill("#password", "mot de passe solide").await;
-    customer
-        .click("form[action='/register'] button[type=submit]")
-        .await;
-    customer
-        .wait_for("form[action='/logout']", Duration::from_secs(15))
-        .await;
+    let email = sign_up(&customer, "Inès", None).await;
 
     // The gateway restarts (a deploy): the customer is still signed in, since sessions live
     // in the shared store, not in the gateway's memory.
@@ -455,7 +458,7 @@ async fn the_order_page_stays_usable_while_the_delivery_service_is_stopped() {
     assert_eq!(customer.path().await, "/orders", "not sent to sign in");
 
     // An order, placed straight at the orders service.
-    let token = system.token(&email, "mot de passe solide").await;
+    let token = system.token(&email, CUSTOMER_PASSWORD).await;
     let (_, menu) = system
         .call(reqwest::Method::GET, "orders", "/menu", None, None)
         .await;
@@ -612,17 +615,7 @@ async fn a_customer_picks_a_dishs_options_and_the_chef_sees_them_on_the_ticket()
     manager.close().await;
 
     let customer = Browser::open(&driver, &base, DESKTOP).await;
-    customer.goto("/register").await;
-    let email = format!("jules.{}@brigade.test", uuid::Uuid::new_v4().simple());
-    customer.fill("#name", "Jules").await;
-    customer.fill("#email", &email).await;
-    customer.fill("#password", "mot de passe solide").await;
-    customer
-        .click("form[action='/register'] button[type=submit]")
-        .await;
-    customer
-        .wait_for("form[action='/logout']", Duration::from_secs(15))
-        .await;
+    sign_up(&customer, "Jules", None).await;
     customer
         .eval("[...document.querySelectorAll('.dish')].find((d) => d.querySelector('.dish-name').textContent.startsWith('Steak frites')).id = 'steak';")
         .await;
