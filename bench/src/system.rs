@@ -546,25 +546,13 @@ impl System {
                 backlog += u64::try_from(n).unwrap_or(0);
             }
         }
-        let Ok(client) = async_nats::connect(&self.nats_url).await else {
+        let Ok(namespace) = brigade_nats::Namespace::new(Some(&self.namespace)) else {
             return backlog;
         };
-        let js = async_nats::jetstream::new(client);
-        for service in SERVICES {
-            let name = format!(
-                "{}_{}",
-                self.namespace.to_uppercase(),
-                service.to_uppercase()
-            );
-            let Ok(stream) = js.get_stream(&name).await else {
-                continue;
-            };
-            let mut consumers = stream.consumers();
-            while let Some(Ok(info)) = futures::StreamExt::next(&mut consumers).await {
-                backlog += info.num_pending + info.num_ack_pending as u64;
-            }
-        }
-        backlog
+        let Ok(bus) = brigade_nats::Bus::connect(&self.nats_url, namespace, 1).await else {
+            return backlog;
+        };
+        backlog + bus.unapplied().await.unwrap_or(0)
     }
 
     /// Counters of the work the system did so far: commits per service database

@@ -68,6 +68,32 @@ impl Bus {
         })
     }
 
+    /// Messages of the services' streams (every one of [`SERVICES`] that exists) that their
+    /// durable consumers have not applied yet: waiting to be delivered, or delivered and not
+    /// acknowledged (a retry waiting out its delay). Zero: every consumer has had every event.
+    ///
+    /// # Errors
+    /// A stream or its consumers cannot be read.
+    pub async fn unapplied(&self) -> Result<u64, BusError> {
+        use futures::StreamExt;
+        let mut unapplied = 0_u64;
+        for service in SERVICES {
+            let name = self.namespace.stream(service);
+            let Ok(stream) = self.jetstream.get_stream(&name).await else {
+                continue;
+            };
+            let mut consumers = stream.consumers();
+            while let Some(info) = consumers.next().await {
+                let info = info.map_err(|e| BusError::Stream {
+                    stream: name.clone(),
+                    message: e.to_string(),
+                })?;
+                unapplied += info.num_pending + info.num_ack_pending as u64;
+            }
+        }
+        Ok(unapplied)
+    }
+
     /// Whether the client is connected right now.
     #[must_use]
     pub fn is_connected(&self) -> bool {

@@ -205,33 +205,18 @@ impl System {
         format!("http://127.0.0.1:{}{path}", self.ports[service])
     }
 
-    /// A pool on one service's database, for checking its event store directly.
-    /// Messages the services' JetStream consumers have not yet applied: waiting to be
-    /// delivered, or delivered and not acknowledged (a retry waiting out its delay). `None`
-    /// when NATS cannot be asked. Zero means every read model has had every event.
+    /// Messages the services' JetStream consumers have not yet applied (see
+    /// `Bus::unapplied`); `None` when NATS cannot be asked. Zero means every read model has
+    /// had every event.
     pub async fn consumer_backlog(&self) -> Option<u64> {
-        use futures::StreamExt;
-        let client = async_nats::connect(&self.nats_url).await.ok()?;
-        let js = async_nats::jetstream::new(client);
-        let mut backlog = 0_u64;
-        for service in SERVICES {
-            let name = format!(
-                "{}_{}",
-                self.namespace.to_uppercase(),
-                service.to_uppercase()
-            );
-            let Ok(stream) = js.get_stream(&name).await else {
-                continue;
-            };
-            let mut consumers = stream.consumers();
-            while let Some(info) = consumers.next().await {
-                let info = info.ok()?;
-                backlog += info.num_pending + info.num_ack_pending as u64;
-            }
-        }
-        Some(backlog)
+        let namespace = brigade_nats::Namespace::new(Some(&self.namespace)).ok()?;
+        let bus = brigade_nats::Bus::connect(&self.nats_url, namespace, 1)
+            .await
+            .ok()?;
+        bus.unapplied().await.ok()
     }
 
+    /// A pool on one service's database, for checking its event store directly.
     pub async fn db(&self, service: &str) -> PgPool {
         PgPool::connect(&format!(
             "postgres://postgres@127.0.0.1:5432/{}{service}",
