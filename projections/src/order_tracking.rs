@@ -636,6 +636,20 @@ impl EventHandler for OrderTracking {
                 .execute(&mut *tx)
                 .await?;
             }
+            OrderEvent::OrderStepRecordedLate { status, at } => {
+                record_late_step(
+                    tx,
+                    order_id,
+                    StatusEntry {
+                        status: OrderState::from(status),
+                        at,
+                        by: issued_by.map(ActedBy::from),
+                        reason: None,
+                    },
+                    version,
+                )
+                .await?;
+            }
             change => {
                 let Some((status, by, reason)) = status_change(&change, issued_by) else {
                     return Ok(());
@@ -733,14 +747,54 @@ impl EventHandler for KitchenEstimates {
     }
 }
 
-/// The status an event moves the order to, who moved it and why; `None` for `OrderPlaced`.
+/// Puts a step heard late in its place in the order's history (as the aggregate does), and
+/// its time in `ready_at` if it is the kitchen's `ready`. The status stays where it is.
+async fn record_late_step(
+    tx: &mut PgConnection,
+    order_id: Uuid,
+    entry: StatusEntry,
+    version: i64,
+) -> Result<(), HandlerError> {
+    let history: Option<Json<Vec<StatusEntry>>> =
+        sqlx::query_scalar("SELECT history FROM order_tracking WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(Json(mut history)) = history else {
+        return Err(HandlerError::Permanent(format!(
+            "no order {order_id} to track"
+        )));
+    };
+    let step = |state: OrderState| OrderStatus::from(state).progress();
+    let place = history.partition_point(|e| step(e.status) < step(entry.status));
+    let (status, at) = (OrderStatus::from(entry.status), entry.at);
+    history.insert(place, entry);
+    sqlx::query(
+        "UPDATE order_tracking SET
+            history = $2,
+            ready_at = CASE WHEN $3 = 'ready' THEN $4 ELSE ready_at END,
+            version = $5
+         WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .bind(Json(history))
+    .bind(status.as_str())
+    .bind(at)
+    .bind(version)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The status an event moves the order to, who moved it and why; `None` for the events that
+/// move no status (`OrderPlaced`, `OrderStepRecordedLate`).
 /// A cancellation names its actor in the event; the others take the command's actor.
 fn status_change(
     event: &OrderEvent,
     issued_by: Option<Actor>,
 ) -> Option<(OrderState, Option<Actor>, Option<String>)> {
     Some(match event {
-        OrderEvent::OrderPlaced { .. } => return None,
+        OrderEvent::OrderPlaced { .. } | OrderEvent::OrderStepRecordedLate { .. } => return None,
         OrderEvent::OrderAccepted { .. } => (OrderState::Accepted, issued_by, None),
         OrderEvent::OrderInPreparation { .. } => (OrderState::InPreparation, issued_by, None),
         OrderEvent::OrderReady { .. } => (OrderState::Ready, issued_by, None),

@@ -8,10 +8,11 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{DietaryTag, OptionGroup, OrderLine};
+use super::{DietaryTag, OptionGroup, OrderLine, OrderStatus};
 use crate::{Actor, Address, Allergen, Money, EVENT_VERSION};
 
-/// Events of an [`Order`](super::Order). Every event but `OrderPlaced` is a status change.
+/// Events of an [`Order`](super::Order). Every event but `OrderPlaced` and
+/// `OrderStepRecordedLate` is a status change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all_fields = "camelCase")]
 // As for `OrderCommand`: `OrderPlaced` carries the whole order, the others a time; events are
@@ -59,6 +60,13 @@ pub enum OrderEvent {
         reason: String,
         at: DateTime<Utc>,
     },
+    /// A step the order had already gone past when its news came: the kitchen's `ready` after
+    /// the courier's pickup (two services, heard through two consumers). It completes the
+    /// history, in its place on the path, and leaves the status where it is.
+    OrderStepRecordedLate {
+        status: OrderStatus,
+        at: DateTime<Utc>,
+    },
 }
 
 impl OrderEvent {
@@ -73,6 +81,7 @@ impl OrderEvent {
             OrderEvent::OrderDelivered { .. } => "delivered",
             OrderEvent::OrderCancelled { .. } => "cancelled",
             OrderEvent::OrderRejected { .. } => "rejected",
+            OrderEvent::OrderStepRecordedLate { .. } => "step_recorded_late",
         }
     }
 
@@ -86,7 +95,8 @@ impl OrderEvent {
             | OrderEvent::OrderOutForDelivery { at }
             | OrderEvent::OrderDelivered { at }
             | OrderEvent::OrderCancelled { at, .. }
-            | OrderEvent::OrderRejected { at, .. } => *at,
+            | OrderEvent::OrderRejected { at, .. }
+            | OrderEvent::OrderStepRecordedLate { at, .. } => *at,
         }
     }
 }
@@ -102,6 +112,7 @@ impl DomainEvent for OrderEvent {
             OrderEvent::OrderDelivered { .. } => "OrderDelivered",
             OrderEvent::OrderCancelled { .. } => "OrderCancelled",
             OrderEvent::OrderRejected { .. } => "OrderRejected",
+            OrderEvent::OrderStepRecordedLate { .. } => "OrderStepRecordedLate",
         };
         name.to_owned()
     }

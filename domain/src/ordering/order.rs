@@ -6,7 +6,10 @@
 //! `cancelled` / `rejected`. Other services drive it with idempotent commands: a command whose
 //! target the order has already reached (or passed, or that arrives after the order ended)
 //! succeeds with no events, so a redelivered event is harmless. Forward jumps are allowed because
-//! subscriptions may skip a step (an order can go from `placed` straight to `ready`).
+//! news from two services comes through two consumers: the courier's pickup may be heard
+//! before the kitchen's `ready`. The step heard late is still recorded
+//! (`OrderStepRecordedLate`), in its place on the path, with its own time, so no step the
+//! kitchen or the courier took is ever missing from the order's history.
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -84,7 +87,7 @@ impl OrderStatus {
     }
 
     /// Position on the forward path; `None` for the two dead ends.
-    fn progress(self) -> Option<u8> {
+    pub fn progress(self) -> Option<u8> {
         match self {
             OrderStatus::Placed => Some(0),
             OrderStatus::Accepted => Some(1),
@@ -316,17 +319,24 @@ impl Order {
         self.placed.as_ref().ok_or(OrderError::OrderNotFound)
     }
 
-    /// `event` if it moves the order forward to `target`; nothing if the order is already there
-    /// or beyond, or has ended.
+    /// `event` if it moves the order forward to `target`; the step recorded late if the order
+    /// went past `target` without it; nothing if `target` is already in the history, or the
+    /// order was cancelled or rejected.
     fn advance(
         &self,
         target: OrderStatus,
         event: OrderEvent,
     ) -> Result<Vec<OrderEvent>, OrderError> {
-        if self.existing()?.status.has_reached(target) {
-            Ok(Vec::new())
-        } else {
+        let order = self.existing()?;
+        if !order.status.has_reached(target) {
             Ok(vec![event])
+        } else if order.went_past_without(target) {
+            Ok(vec![OrderEvent::OrderStepRecordedLate {
+                status: target,
+                at: event.occurred_at(),
+            }])
+        } else {
+            Ok(Vec::new())
         }
     }
 
@@ -336,9 +346,28 @@ impl Order {
             order.history.push(StatusChange { status, at });
         }
     }
+
+    /// A step heard late takes its place on the path: after the steps before it, before the
+    /// ones the order went on to.
+    fn record_late(&mut self, status: OrderStatus, at: DateTime<Utc>) {
+        if let Some(order) = &mut self.placed {
+            let place = order
+                .history
+                .partition_point(|change| change.status.progress() < status.progress());
+            order.history.insert(place, StatusChange { status, at });
+        }
+    }
 }
 
 impl PlacedOrder {
+    /// Whether the order went forward past `target` with no `target` in its history.
+    fn went_past_without(&self, target: OrderStatus) -> bool {
+        matches!(
+            (self.status.progress(), target.progress()),
+            (Some(current), Some(step)) if step < current
+        ) && !self.history.iter().any(|change| change.status == target)
+    }
+
     /// Who may cancel: the customer until cooking starts; a manager or the system until
     /// delivery; never a chef or a courier (they reject or fail instead).
     fn check_cancel(&self, by: &Actor) -> Result<(), OrderError> {
@@ -512,6 +541,7 @@ impl Aggregate for Order {
             OrderEvent::OrderDelivered { at } => self.set_status(OrderStatus::Delivered, at),
             OrderEvent::OrderCancelled { at, .. } => self.set_status(OrderStatus::Cancelled, at),
             OrderEvent::OrderRejected { at, .. } => self.set_status(OrderStatus::Rejected, at),
+            OrderEvent::OrderStepRecordedLate { status, at } => self.record_late(status, at),
         }
     }
 }
@@ -926,12 +956,71 @@ mod tests {
     #[test]
     fn a_late_progress_command_does_not_move_the_order_back() {
         OrderTest::with(())
-            .given(vec![placed(), OrderEvent::OrderReady { at: at(3) }])
+            .given(vec![
+                placed(),
+                OrderEvent::OrderInPreparation { at: at(2) },
+                OrderEvent::OrderReady { at: at(3) },
+            ])
             .when(OrderCommand::StartPreparation { at: at(4) })
             .then_expect_events(vec![]);
         OrderTest::with(())
-            .given(vec![placed(), OrderEvent::OrderDelivered { at: at(5) }])
+            .given(vec![
+                placed(),
+                OrderEvent::OrderOutForDelivery { at: at(4) },
+                OrderEvent::OrderDelivered { at: at(5) },
+            ])
             .when(OrderCommand::MarkOutForDelivery { at: at(6) })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_step_heard_after_the_order_went_past_it_is_recorded_in_its_place() {
+        // The courier's pickup and handover were heard before the kitchen's news.
+        let given = vec![
+            placed(),
+            OrderEvent::OrderOutForDelivery { at: at(4) },
+            OrderEvent::OrderDelivered { at: at(5) },
+        ];
+        let (handled, reloaded, emitted) =
+            handle_then_reload::<Order>(given.clone(), OrderCommand::MarkReady { at: at(3) });
+        assert_eq!(
+            emitted,
+            vec![OrderEvent::OrderStepRecordedLate {
+                status: OrderStatus::Ready,
+                at: at(3)
+            }]
+        );
+        assert_eq!(handled, reloaded);
+        assert_eq!(reloaded.status(), Some(OrderStatus::Delivered));
+        let path: Vec<(OrderStatus, DateTime<Utc>)> = reloaded
+            .history()
+            .iter()
+            .map(|change| (change.status, change.at))
+            .collect();
+        assert_eq!(
+            path,
+            [
+                (OrderStatus::Placed, at(0)),
+                (OrderStatus::Ready, at(3)),
+                (OrderStatus::OutForDelivery, at(4)),
+                (OrderStatus::Delivered, at(5)),
+            ]
+        );
+
+        // The same news again, or a second cook's start once the first was heard: nothing.
+        let mut given = given;
+        given.extend(emitted);
+        OrderTest::with(())
+            .given(given)
+            .when(OrderCommand::MarkReady { at: at(3) })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_cancelled_order_records_no_late_step() {
+        OrderTest::with(())
+            .given(vec![placed(), cancelled_by(customer(CUSTOMER))])
+            .when(OrderCommand::MarkReady { at: at(3) })
             .then_expect_events(vec![]);
     }
 

@@ -325,10 +325,11 @@ impl EventHandler for OrderNotifications {
                 "Order rejected",
                 format!("The kitchen cannot make your order: {reason}"),
             ),
-            // The delivery's own events say "picked up" and "delivered", with more to tell.
-            OrderEvent::OrderOutForDelivery { .. } | OrderEvent::OrderDelivered { .. } => {
-                return Ok(())
-            }
+            // The delivery's own events say "picked up" and "delivered", with more to tell;
+            // a step heard late is news the customer has already overtaken.
+            OrderEvent::OrderOutForDelivery { .. }
+            | OrderEvent::OrderDelivered { .. }
+            | OrderEvent::OrderStepRecordedLate { .. } => return Ok(()),
         };
         let customer: Option<Uuid> =
             sqlx::query_scalar("SELECT customer_id FROM notification_orders WHERE order_id = $1")

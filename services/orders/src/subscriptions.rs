@@ -23,7 +23,8 @@
 //! consumers: when the pickup comes first, it waits (retried with a growing delay, a few
 //! seconds at most) for the kitchen's `ready`, so the order's history keeps every step with the
 //! kitchen's own time. If the kitchen's event still has not come, the order moves on without it
-//! (the aggregate accepts a forward jump) rather than stalling.
+//! (the aggregate accepts a forward jump) rather than stalling, and the kitchen's steps, when
+//! they come, are recorded late in their place in the history (`OrderStepRecordedLate`).
 //!
 //! Every other kitchen or delivery event is ignored (`item_ready`, `item_step_undone` — the
 //! order never moves back —, `cancelled` — which follows the order's own

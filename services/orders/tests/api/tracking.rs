@@ -202,6 +202,102 @@ async fn the_order_follows_the_kitchen_and_the_courier_to_the_door() {
 }
 
 #[tokio::test]
+async fn the_kitchens_steps_heard_after_the_courier_are_recorded_in_their_place() {
+    let app = TestApp::spawn().await;
+    let (customer_id, customer) = app.customer();
+    let order_id = app.place_one(&customer, "Confit de canard").await;
+    let at = |seconds: i64| Utc::now() + chrono::Duration::seconds(seconds);
+    let (ready_at, courier_id) = (at(3), Uuid::new_v4());
+
+    // The courier's news first: the pickup waits a few seconds for the kitchen's `ready`,
+    // then the order moves on without it.
+    app.delivery_says(
+        order_id,
+        &[
+            DeliveryEvent::DeliveryRequested {
+                order_id,
+                customer_id,
+                address: Address {
+                    street: "12 rue des Martyrs".into(),
+                    city: "Paris".into(),
+                    postal_code: "75009".into(),
+                    lat: None,
+                    lon: None,
+                },
+                contact_phone: None,
+                at: at(0),
+            },
+            DeliveryEvent::CourierAssigned {
+                courier_id,
+                at: at(1),
+            },
+            DeliveryEvent::DeliveryPickedUp {
+                courier_id,
+                at: at(4),
+            },
+            DeliveryEvent::DeliveryDelivered {
+                courier_id,
+                received_by: None,
+                note: None,
+                at: at(5),
+            },
+        ],
+    )
+    .await;
+    let order = app.wait_for_status(order_id, &customer, "delivered").await;
+    assert_eq!(
+        statuses(&order),
+        ["placed", "out_for_delivery", "delivered"]
+    );
+
+    // The kitchen's news at last: every step in its place, with the kitchen's time.
+    app.kitchen_says(
+        order_id,
+        &[
+            opened(order_id),
+            TicketEvent::ItemStarted {
+                index: 0,
+                at: at(2),
+            },
+            TicketEvent::ItemReady {
+                index: 0,
+                at: ready_at,
+            },
+            TicketEvent::TicketReady { at: ready_at },
+        ],
+    )
+    .await;
+    let order = app
+        .eventually("the kitchen's steps in the history", || async {
+            let order = app
+                .get(&format!("/orders/{order_id}"), Some(&customer))
+                .await
+                .body;
+            (order["history"].as_array().map(Vec::len) == Some(6)).then_some(order)
+        })
+        .await;
+    assert_eq!(
+        statuses(&order),
+        [
+            "placed",
+            "accepted",
+            "in_preparation",
+            "ready",
+            "out_for_delivery",
+            "delivered"
+        ]
+    );
+    assert_eq!(order["status"], "delivered");
+    let recorded_ready: chrono::DateTime<Utc> =
+        serde_json::from_value(order["history"][3]["at"].clone()).unwrap();
+    assert_eq!(
+        recorded_ready.timestamp_millis(),
+        ready_at.timestamp_millis()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_ticket_rejected_by_the_kitchen_rejects_the_order_with_its_reason() {
     let app = TestApp::spawn().await;
     let (_, customer) = app.customer();
