@@ -109,7 +109,7 @@ impl OutboxRelay {
         let mut backoff = Backoff::default();
         loop {
             if *shutdown.borrow() {
-                return Ok(());
+                return self.publish_the_rest(&mut conn).await;
             }
             match self.publish_batch(&mut conn).await {
                 Ok(n) => {
@@ -144,9 +144,39 @@ impl OutboxRelay {
                     while listener.next_buffered().is_some() {}
                 }
                 () = tokio::time::sleep(POLL) => {}
-                _ = shutdown.changed() => return Ok(()),
+                _ = shutdown.changed() => return self.publish_the_rest(&mut conn).await,
             }
         }
+    }
+
+    /// On the way out, publishes what was committed before the service stopped taking
+    /// requests, so the events of its last requests leave with it instead of waiting for its
+    /// next start (or a standby's). The runtime bounds how long it may take; a failure leaves
+    /// the rows for the next relay, as at any other time.
+    async fn publish_the_rest(&self, conn: &mut PgConnection) -> Result<(), RelayError> {
+        let mut published = 0;
+        loop {
+            match self.publish_batch(conn).await {
+                Ok(n) => {
+                    published += n;
+                    if n < BATCH as usize {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(service = self.service, %error, "outbox left for the next relay");
+                    break;
+                }
+            }
+        }
+        if published > 0 {
+            tracing::info!(
+                service = self.service,
+                published,
+                "outbox published before stopping"
+            );
+        }
+        Ok(())
     }
 
     /// Publishes up to one batch of pending rows; returns how many.

@@ -363,6 +363,59 @@ async fn the_relay_publishes_committed_events_in_order_with_their_message_ids() 
 }
 
 #[tokio::test]
+async fn a_relay_told_to_stop_publishes_what_was_committed_before_it_goes() {
+    let fixture = Fixture::new().await;
+    let relay = tokio::spawn(
+        OutboxRelay::new(fixture.pool.clone(), fixture.bus.clone(), "orders")
+            .run(fixture.stop.subscribe()),
+    );
+    let pending = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&fixture.pool)
+            .await
+            .unwrap()
+    };
+    // A first event shows the relay active and idle, waiting for the next notification.
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('order', 'o-1', 1, 'OrderAccepted', '1.0', '{}', '{}')",
+    )
+    .execute(&fixture.pool)
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while pending().await > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(pending().await, 0);
+
+    // Rows committed with no notification (the relay would only see them at its next poll),
+    // then the stop at once: they leave before the relay does.
+    sqlx::query(
+        "INSERT INTO outbox (event_id, aggregate_type, aggregate_id, sequence, event_type,
+                             event_version, payload, metadata, recorded_at)
+         SELECT gen_random_uuid(), 'order', 'o-2', s, 'OrderAccepted', '1.0', '{}', '{}', now()
+         FROM generate_series(1, 300) AS s",
+    )
+    .execute(&fixture.pool)
+    .await
+    .unwrap();
+    let _ = fixture.stop.send(true);
+    tokio::time::timeout(Duration::from_secs(30), relay)
+        .await
+        .expect("the relay stops")
+        .unwrap();
+    assert_eq!(
+        pending().await,
+        0,
+        "every committed row published on the way out"
+    );
+    let mut stream = fixture.bus.ensure_stream("orders").await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 301);
+    fixture.cleanup().await;
+}
+
+#[tokio::test]
 async fn while_nats_is_unreachable_the_outbox_keeps_its_rows() {
     let fixture = Fixture::new().await;
     sqlx::query(

@@ -199,8 +199,9 @@ impl Service {
     }
 
     /// Signals every background task to stop and waits for them: a consumer applies the
-    /// messages it already took, the relay ends its batch. They stop together, within
-    /// [`TASKS_GRACE`] in all (what is left then is redelivered or republished: nothing is lost).
+    /// messages it already took, the relay publishes what the last requests committed. They
+    /// stop together, within [`TASKS_GRACE`] in all (what is left then is redelivered or
+    /// republished: nothing is lost).
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = tokio::time::timeout(TASKS_GRACE, futures::future::join_all(self.tasks)).await;
