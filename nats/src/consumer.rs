@@ -690,11 +690,12 @@ pub(crate) async fn advance_checkpoint(
     .map(|_| ())
 }
 
-/// Acknowledges and waits for the server's confirmation; a lost ack only causes a redelivery,
-/// which the checkpoint recognises.
+/// Acknowledges without waiting for the server's confirmation: a lost ack only causes a
+/// redelivery, which the checkpoint recognises, so a confirmation would buy nothing but a
+/// round trip per message before the lane takes its next one.
 async fn acknowledge(message: &Message) {
-    if let Err(error) = message.double_ack().await {
-        tracing::debug!(%error, "ack not confirmed; the message may be redelivered");
+    if let Err(error) = message.ack().await {
+        tracing::debug!(%error, "ack not sent; the message will be redelivered");
     }
 }
 
