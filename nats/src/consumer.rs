@@ -5,7 +5,7 @@
 //! `(consumer, aggregate)` if the message is the next one, which also locks the row:
 //! - it is the next one → the checkpoint advances, the handler runs *inside that
 //!   transaction*, the transaction commits, and only then is the message acknowledged
-//!   (`double_ack`);
+//!   (not waiting for the server's confirmation: a lost ack is a redelivery, a duplicate);
 //! - the sequence is at or below the checkpoint → a duplicate: acknowledged, nothing applied;
 //! - it is beyond the next one → its predecessor has not been applied yet: `nak` with a short
 //!   delay, and it comes back after it (the predecessor is always either applied or parked,
