@@ -226,13 +226,13 @@ pub fn follow(
         Some(key) => hub.subscribe_key(feed, key),
         None => hub.subscribe(),
     };
-    let last = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::default()));
     // A catch-up that fails ends the whole stream (the client resumes from its last id), not
     // just the catch-up: going live past a hole would lose the changes in it.
     let failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let key = key.map(std::sync::Arc::<str>::from);
     let catch_up = {
-        let (last, key, failed) = (last.clone(), key.clone(), failed.clone());
+        let (seen, key, failed) = (seen.clone(), key.clone(), failed.clone());
         futures::stream::unfold(
             CatchUp {
                 pool,
@@ -241,12 +241,11 @@ pub fn follow(
                 done: false,
             },
             move |mut state| {
-                let (last, key, failed) = (last.clone(), key.clone(), failed.clone());
+                let (seen, key, failed) = (seen.clone(), key.clone(), failed.clone());
                 async move {
                     loop {
                         if let Some(change) = state.page.pop_front() {
-                            last.store(change.id, std::sync::atomic::Ordering::Relaxed);
-                            if wanted(&change, feed, key.as_deref()) {
+                            if wanted(&change, feed, key.as_deref()) && first_time(&seen, change.id) {
                                 return Some((change, state));
                             }
                             continue;
@@ -264,7 +263,6 @@ pub fn follow(
                             .await
                             .unwrap_or(0),
                         };
-                        last.store(after, std::sync::atomic::Ordering::Relaxed);
                         let Ok(page) = since(&state.pool, feed, after, 500).await else {
                             failed.store(true, std::sync::atomic::Ordering::Relaxed);
                             return None;
@@ -280,7 +278,7 @@ pub fn follow(
         .boxed()
     };
     let live = futures::stream::unfold(live, move |mut live| {
-        let (last, key, failed) = (last.clone(), key.clone(), failed.clone());
+        let (seen, key, failed) = (seen.clone(), key.clone(), failed.clone());
         async move {
             if failed.load(std::sync::atomic::Ordering::Relaxed) {
                 return None;
@@ -288,10 +286,9 @@ pub fn follow(
             loop {
                 match live.recv().await {
                     Ok(change)
-                        if change.id > last.load(std::sync::atomic::Ordering::Relaxed)
-                            && wanted(&change, feed, key.as_deref()) =>
+                        if wanted(&change, feed, key.as_deref())
+                            && first_time(&seen, change.id) =>
                     {
-                        last.store(change.id, std::sync::atomic::Ordering::Relaxed);
                         return Some((change, live));
                     }
                     Ok(_) => {}
@@ -302,6 +299,41 @@ pub fn follow(
         }
     });
     catch_up.chain(live)
+}
+
+/// The changes one follower has sent lately, to send none twice where the catch-up from the
+/// table and the live notifications overlap.
+///
+/// Not "every id above the last one sent": change ids are drawn when a projector writes its
+/// change, and projectors commit in another order than they draw. A change committed just
+/// after a later-numbered one is notified after it, and a follower that skipped ids below its
+/// last missed it: a kitchen screen never showed about one ticket in a hundred until its next
+/// change (BENCHMARKS.md, "the kitchen screen's p99"). Notifications come in commit order, so
+/// a follower sends every change it has not sent yet; the few ids it keeps are only there to
+/// recognise the overlap (a duplicate beyond them is sent again: harmless, each frame is the
+/// key's whole current state).
+#[derive(Default)]
+struct Seen {
+    recent: std::collections::VecDeque<i64>,
+}
+
+/// Ids a follower keeps: more than the changes committed while a catch-up ends and the
+/// notifications it overlaps arrive.
+const SEEN_KEPT: usize = 32;
+
+/// Whether `id` is new to this follower; remembers it.
+fn first_time(seen: &std::sync::Mutex<Seen>, id: i64) -> bool {
+    let Ok(mut seen) = seen.lock() else {
+        return true;
+    };
+    if seen.recent.contains(&id) {
+        return false;
+    }
+    if seen.recent.len() == SEEN_KEPT {
+        seen.recent.pop_front();
+    }
+    seen.recent.push_back(id);
+    true
 }
 
 /// Where a follower's catch-up from the table stands.
