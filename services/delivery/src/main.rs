@@ -3,7 +3,8 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    brigade_platform::telemetry::init_logging();
     let settings = brigade_platform::Settings::from_env().map_err(anyhow::Error::msg)?;
+    // Logs, and spans exported as `brigade-delivery` when `BRIGADE_OTLP_ENDPOINT` is set.
+    brigade_platform::telemetry::init_telemetry(&settings, "delivery");
     brigade_delivery::run(settings).await
 }

@@ -32,7 +32,6 @@ use std::time::{Duration, Instant};
 
 use brigade_platform::{ServiceName, Settings};
 use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::middleware::Tracing;
 use poem::{get, handler, post, web::Data, EndpointExt, IntoResponse, Response, Route, Server};
 
 pub use config::GatewayConfig;
@@ -172,7 +171,9 @@ pub fn app(gateway: Arc<Gateway>) -> impl poem::Endpoint {
         .around(visitor::visit)
         .data(gateway)
         .around(move |next, request| headers::secure(next, request, tls))
-        .with(Tracing)
+        // Each page and each forwarded call in a span of the gateway's own, continuing the
+        // browser's `traceparent` if it sent one; the services' spans are its children.
+        .around(brigade_platform::telemetry::trace_requests)
 }
 
 #[handler]

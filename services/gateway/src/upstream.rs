@@ -312,13 +312,21 @@ impl Upstream {
         call: &Outgoing,
     ) -> Result<reqwest::Response, Unavailable> {
         let service = call.service;
+        // The service's span is a child of the gateway's (which continues the browser's trace,
+        // if the browser sent one): one trace from the click to the last event.
+        let mut headers = call.headers.clone();
+        if let Some(traceparent) = brigade_platform::telemetry::outgoing_traceparent()
+            .and_then(|value| reqwest::header::HeaderValue::from_str(&value).ok())
+        {
+            headers.insert("traceparent", traceparent);
+        }
         let mut request = self
             .client
             .request(
                 call.method.clone(),
                 format!("{}{}", backend.base, call.path),
             )
-            .headers(call.headers.clone());
+            .headers(headers);
         if let Some(token) = &call.token {
             request = request.bearer_auth(token);
         }

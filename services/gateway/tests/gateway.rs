@@ -511,11 +511,54 @@ async fn the_service_gets_the_sessions_token_never_the_browsers_credentials() {
     assert_eq!(seen.authorization.as_deref(), Some("Bearer access-0"));
     assert_eq!(seen.idempotency_key.as_deref(), Some("key-2"));
     assert_eq!(
-        seen.traceparent.as_deref(),
-        Some(TRACEPARENT),
+        seen.traceparent.as_deref().map(trace_id),
+        Some(trace_id(TRACEPARENT)),
         "the caller's trace goes on"
     );
     assert_eq!(seen.cookie, None, "cookies stay at the gateway");
+}
+
+/// The trace id of a `traceparent` (`00-{trace id}-{parent span id}-{flags}`).
+fn trace_id(traceparent: &str) -> &str {
+    traceparent.split('-').nth(1).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_gateways_own_span_is_the_parent_of_the_services() {
+    // The subscriber that gives spans their trace context, as the gateway's binary installs it.
+    brigade_platform::telemetry::init_logging();
+    let fakes = Fakes::start(true).await;
+    let browser = Browser::new(&gateway(&fakes, false).await);
+    browser.sign_in("camille@brigade.test").await;
+    let csrf = browser.csrf();
+    for (key, header) in [("key-3", Some(TRACEPARENT)), ("key-4", None)] {
+        let mut headers = vec![("idempotency-key", key)];
+        headers.extend(header.map(|value| ("traceparent", value)));
+        let reply = browser
+            .api(
+                Method::POST,
+                "/api/orders/orders",
+                Some(json!({ "items": [] })),
+                Some(&csrf),
+                &headers,
+            )
+            .await;
+        assert_eq!(reply.status, 201);
+    }
+    let seen = fakes.log.seen("/orders");
+    let continued = seen[seen.len() - 2].traceparent.clone().unwrap();
+    assert_eq!(trace_id(&continued), trace_id(TRACEPARENT));
+    assert_ne!(
+        continued, TRACEPARENT,
+        "the parent is the gateway's span, not the browser's"
+    );
+    let started = seen[seen.len() - 1].traceparent.clone().unwrap();
+    assert_eq!(
+        started.split('-').map(str::len).collect::<Vec<_>>(),
+        [2, 32, 16, 2],
+        "a call the browser did not trace still starts a trace at the gateway: {started}"
+    );
+    assert_ne!(trace_id(&started), trace_id(TRACEPARENT));
 }
 
 #[tokio::test]

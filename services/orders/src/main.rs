@@ -3,7 +3,8 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    brigade_platform::telemetry::init_logging();
     let settings = brigade_platform::Settings::from_env().map_err(anyhow::Error::msg)?;
+    // Logs, and spans exported as `brigade-orders` when `BRIGADE_OTLP_ENDPOINT` is set.
+    brigade_platform::telemetry::init_telemetry(&settings, "orders");
     brigade_orders::run(settings).await
 }

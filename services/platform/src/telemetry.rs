@@ -91,6 +91,14 @@ pub async fn flush_traces() {
     }
 }
 
+/// The `traceparent` header for a call made from the current span (a request to another
+/// service): the same trace, with the current span as the callee's parent. `None` outside a
+/// traced span (no subscriber installed, as in some tests).
+#[must_use]
+pub fn outgoing_traceparent() -> Option<String> {
+    brigade_nats::trace::current().map(|context| context.traceparent())
+}
+
 /// Middleware: runs each request in a span (`otel.kind = server`) that continues the trace
 /// of the request's `traceparent` header, if it has a valid one, and logs its outcome.
 pub async fn trace_requests<E: Endpoint>(next: E, request: Request) -> poem::Result<Response> {
