@@ -310,8 +310,10 @@ pub fn follow(
 /// last missed it: a kitchen screen never showed about one ticket in a hundred until its next
 /// change (BENCHMARKS.md, "the kitchen screen's p99"). Notifications come in commit order, so
 /// a follower sends every change it has not sent yet; the few ids it keeps are only there to
-/// recognise the overlap (a duplicate beyond them is sent again: harmless, each frame is the
-/// key's whole current state).
+/// recognise the overlap. The price: a change committed just before the follower subscribed,
+/// whose notification reaches the hub just after, is sent although it predates the stream's
+/// start (a frame of the key's current state once more: harmless, where skipping it was a
+/// change lost).
 #[derive(Default)]
 struct Seen {
     recent: std::collections::VecDeque<i64>,
