@@ -312,13 +312,18 @@ impl Upstream {
         call: &Outgoing,
     ) -> Result<reqwest::Response, Unavailable> {
         let service = call.service;
-        // The service's span is a child of the gateway's (which continues the browser's trace,
-        // if the browser sent one): one trace from the click to the last event.
+        // A call in a trace the browser began (it sent a `traceparent`, which the gateway's
+        // span continues): the service's span becomes a child of the gateway's. Without one,
+        // no trace context goes on, so that the service's span joins the order's own trace
+        // (the order id's digits, as every event of the order carries) instead of a trace the
+        // gateway would have made up.
         let mut headers = call.headers.clone();
-        if let Some(traceparent) = brigade_platform::telemetry::outgoing_traceparent()
-            .and_then(|value| reqwest::header::HeaderValue::from_str(&value).ok())
-        {
-            headers.insert("traceparent", traceparent);
+        if headers.contains_key("traceparent") {
+            if let Some(traceparent) = brigade_platform::telemetry::outgoing_traceparent()
+                .and_then(|value| reqwest::header::HeaderValue::from_str(&value).ok())
+            {
+                headers.insert("traceparent", traceparent);
+            }
         }
         let mut request = self
             .client
