@@ -107,6 +107,27 @@ impl Fixture {
         .unwrap()
     }
 
+    /// Stores one event as a command would: the trigger writes its outbox row.
+    async fn store_event(&self, aggregate_id: &str, sequence: i64) {
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             VALUES ('order', $1, $2, 'OrderAccepted', '1.0', '{}', '{}')",
+        )
+        .bind(aggregate_id)
+        .bind(sequence)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
+
+    /// Outbox rows not published yet.
+    async fn unpublished(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
     async fn wait_for(&self, aggregate_id: &str, expected: &[i64]) {
         // Generous: the poison events wait out their retry delays, and CI's two cores are busy
         // with every other suite at once. Only a failure waits the whole budget.
@@ -302,11 +323,11 @@ async fn the_relay_publishes_committed_events_in_order_with_their_message_ids() 
         .await
         .unwrap();
     }
-    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(&fixture.pool)
-        .await
-        .unwrap();
-    assert_eq!(pending, 5, "the trigger wrote one outbox row per event");
+    assert_eq!(
+        fixture.unpublished().await,
+        5,
+        "the trigger wrote one outbox row per event"
+    );
 
     tokio::spawn(
         OutboxRelay::new(fixture.pool.clone(), fixture.bus.clone(), "orders")
@@ -344,21 +365,16 @@ async fn the_relay_publishes_committed_events_in_order_with_their_message_ids() 
     let expected: Vec<String> = (1..=5).map(|s| format!("order:{id}:{s}")).collect();
     assert_eq!(ids, expected);
     for _ in 0..100 {
-        let pending: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                .fetch_one(&fixture.pool)
-                .await
-                .unwrap();
-        if pending == 0 {
+        if fixture.unpublished().await == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(&fixture.pool)
-        .await
-        .unwrap();
-    assert_eq!(pending, 0, "rows are marked after the publish acks");
+    assert_eq!(
+        fixture.unpublished().await,
+        0,
+        "rows are marked after the publish acks"
+    );
     fixture.cleanup().await;
 }
 
@@ -369,25 +385,13 @@ async fn a_relay_told_to_stop_publishes_what_was_committed_before_it_goes() {
         OutboxRelay::new(fixture.pool.clone(), fixture.bus.clone(), "orders")
             .run(fixture.stop.subscribe()),
     );
-    let pending = || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            .fetch_one(&fixture.pool)
-            .await
-            .unwrap()
-    };
     // A first event shows the relay active and idle, waiting for the next notification.
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         VALUES ('order', 'o-1', 1, 'OrderAccepted', '1.0', '{}', '{}')",
-    )
-    .execute(&fixture.pool)
-    .await
-    .unwrap();
+    fixture.store_event("o-1", 1).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while pending().await > 0 && tokio::time::Instant::now() < deadline {
+    while fixture.unpublished().await > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(pending().await, 0);
+    assert_eq!(fixture.unpublished().await, 0);
 
     // Rows committed with no notification (the relay would only see them at its next poll),
     // then the stop at once: they leave before the relay does.
@@ -406,7 +410,7 @@ async fn a_relay_told_to_stop_publishes_what_was_committed_before_it_goes() {
         .expect("the relay stops")
         .unwrap();
     assert_eq!(
-        pending().await,
+        fixture.unpublished().await,
         0,
         "every committed row published on the way out"
     );
@@ -418,13 +422,7 @@ async fn a_relay_told_to_stop_publishes_what_was_committed_before_it_goes() {
 #[tokio::test]
 async fn while_nats_is_unreachable_the_outbox_keeps_its_rows() {
     let fixture = Fixture::new().await;
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         VALUES ('order', 'o-1', 1, 'OrderAccepted', '1.0', '{}', '{}')",
-    )
-    .execute(&fixture.pool)
-    .await
-    .unwrap();
+    fixture.store_event("o-1", 1).await;
     let unreachable = Bus::connect("nats://127.0.0.1:1", fixture.bus.namespace.clone(), 1)
         .await
         .unwrap();
@@ -432,11 +430,7 @@ async fn while_nats_is_unreachable_the_outbox_keeps_its_rows() {
         OutboxRelay::new(fixture.pool.clone(), unreachable, "orders").run(fixture.stop.subscribe()),
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(&fixture.pool)
-        .await
-        .unwrap();
-    assert_eq!(pending, 1);
+    assert_eq!(fixture.unpublished().await, 1);
     fixture.cleanup().await;
 }
 

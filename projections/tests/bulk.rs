@@ -3,15 +3,18 @@
 //! leaves: every column, every kind of ticket event, pages cut anywhere.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::collections::HashMap;
 
 use brigade_domain::kitchen::{ItemStatus, NewTicketItem, TicketEvent};
 use brigade_nats::schema::EVENT_STORE;
-use brigade_nats::{migrate, EventEnvelope, EventHandler, HandlerError, ReceivedEvent};
+use brigade_nats::{EventEnvelope, EventHandler, HandlerError, ReceivedEvent};
 use brigade_projections::{feed, kitchen_queue};
 use chrono::{Duration, TimeZone, Utc};
 use cqrs_es::DomainEvent;
 use sqlx::PgPool;
+use support::ScratchDatabase;
 use uuid::Uuid;
 
 fn received(order_id: Uuid, sequence: i64, event: &TicketEvent) -> ReceivedEvent {
@@ -149,20 +152,12 @@ async fn table(pool: &PgPool) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_replay_leaves_the_table_one_event_at_a_time_leaves() {
-    let database = format!("t{}_bulk", &Uuid::new_v4().simple().to_string()[..10]);
-    let admin = PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres")
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE \"{database}\""))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let pool = PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{database}"))
-        .await
-        .unwrap();
-    for list in [EVENT_STORE, feed::MIGRATIONS, kitchen_queue::MIGRATIONS] {
-        migrate(&pool, list).await.unwrap();
-    }
+    let database = ScratchDatabase::create(
+        "bulk",
+        &[EVENT_STORE, feed::MIGRATIONS, kitchen_queue::MIGRATIONS],
+    )
+    .await;
+    let pool = database.pool.clone();
     let grill = Uuid::new_v4();
     sqlx::query(
         "INSERT INTO kitchen_dishes (dish_id, station, prep_minutes) VALUES ($1, 'grill', 22)",
@@ -219,10 +214,5 @@ async fn a_bulk_replay_leaves_the_table_one_event_at_a_time_leaves() {
     ));
     drop(tx);
 
-    pool.close().await;
-    let _ = sqlx::query(&format!(
-        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-    ))
-    .execute(&admin)
-    .await;
+    database.drop_it().await;
 }

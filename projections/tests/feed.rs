@@ -2,30 +2,19 @@
 //! the changes commit, whatever the order of their ids.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::time::Duration;
 
-use brigade_nats::migrate;
 use brigade_projections::feed::{self, FeedHub};
 use futures::StreamExt;
-use sqlx::PgPool;
+use support::ScratchDatabase;
 use tokio::sync::watch;
-use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_committed_after_a_later_numbered_one_still_reaches_the_follower() {
-    let tag = Uuid::new_v4().simple().to_string()[..10].to_owned();
-    let database = format!("t{tag}_feed");
-    let admin = PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres")
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE \"{database}\""))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let pool = PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{database}"))
-        .await
-        .unwrap();
-    migrate(&pool, feed::MIGRATIONS).await.unwrap();
+    let database = ScratchDatabase::create("feed", &[feed::MIGRATIONS]).await;
+    let pool = database.pool.clone();
     let (stop, stopped) = watch::channel(false);
     let hub = FeedHub::start(pool.clone(), stopped);
     // The hub's listener connects in the background: a first change shows it listening.
@@ -79,10 +68,5 @@ async fn a_change_committed_after_a_later_numbered_one_still_reaches_the_followe
 
     let _ = stop.send(true);
     drop(follower);
-    pool.close().await;
-    let _ = sqlx::query(&format!(
-        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-    ))
-    .execute(&admin)
-    .await;
+    database.drop_it().await;
 }

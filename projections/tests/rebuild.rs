@@ -2,15 +2,18 @@
 //! rebuild (real PostgreSQL and NATS: the live projector runs as in production).
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::time::Duration;
 
 use brigade_domain::kitchen::{NewTicketItem, Ticket, TicketCommand};
 use brigade_nats::schema::EVENT_STORE;
 use brigade_nats::store::event_store;
-use brigade_nats::{migrate, Bus, ConsumerRunner, Namespace, OutboxRelay};
+use brigade_nats::{Bus, ConsumerRunner, Namespace, OutboxRelay};
 use brigade_projections::{feed, kitchen_queue, rebuild};
 use chrono::Utc;
 use sqlx::PgPool;
+use support::ScratchDatabase;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -43,21 +46,12 @@ async fn settled(pool: &PgPool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuilt_kitchen_queue_equals_the_live_one_even_with_events_arriving_meanwhile() {
-    let tag = Uuid::new_v4().simple().to_string()[..10].to_owned();
-    let database = format!("t{tag}_kitchen");
-    let admin = PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres")
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE \"{database}\""))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let pool = PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{database}"))
-        .await
-        .unwrap();
-    for list in [EVENT_STORE, feed::MIGRATIONS, kitchen_queue::MIGRATIONS] {
-        migrate(&pool, list).await.unwrap();
-    }
+    let database = ScratchDatabase::create(
+        "kitchen",
+        &[EVENT_STORE, feed::MIGRATIONS, kitchen_queue::MIGRATIONS],
+    )
+    .await;
+    let (pool, tag) = (database.pool.clone(), database.tag.clone());
     let bus = Bus::connect(
         "nats://127.0.0.1:4222",
         Namespace::new(Some(&format!("t{tag}"))).unwrap(),
@@ -147,14 +141,9 @@ async fn a_rebuilt_kitchen_queue_equals_the_live_one_even_with_events_arriving_m
     assert_eq!(snapshot(&pool).await, after_rebuild);
 
     let _ = stop.send(true);
-    pool.close().await;
     let _ = bus
         .jetstream
         .delete_stream(bus.namespace.stream("kitchen"))
         .await;
-    let _ = sqlx::query(&format!(
-        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-    ))
-    .execute(&admin)
-    .await;
+    database.drop_it().await;
 }

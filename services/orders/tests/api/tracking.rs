@@ -4,7 +4,7 @@
 use brigade_domain::delivery::DeliveryEvent;
 use brigade_domain::kitchen::{NewTicketItem, TicketEvent};
 use brigade_domain::{Address, Role};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -25,6 +25,23 @@ fn opened(order_id: Uuid) -> TicketEvent {
         at,
         allergies: Vec::new(),
         scheduled_for: None,
+    }
+}
+
+/// The delivery service's request for the order, to the usual address.
+fn requested(order_id: Uuid, customer_id: Uuid, at: DateTime<Utc>) -> DeliveryEvent {
+    DeliveryEvent::DeliveryRequested {
+        order_id,
+        customer_id,
+        address: Address {
+            street: "12 rue des Martyrs".into(),
+            city: "Paris".into(),
+            postal_code: "75009".into(),
+            lat: None,
+            lon: None,
+        },
+        contact_phone: None,
+        at,
     }
 }
 
@@ -159,19 +176,7 @@ async fn the_order_follows_the_kitchen_and_the_courier_to_the_door() {
     app.delivery_says(
         order_id,
         &[
-            DeliveryEvent::DeliveryRequested {
-                order_id,
-                customer_id,
-                address: Address {
-                    street: "12 rue des Martyrs".into(),
-                    city: "Paris".into(),
-                    postal_code: "75009".into(),
-                    lat: None,
-                    lon: None,
-                },
-                contact_phone: None,
-                at,
-            },
+            requested(order_id, customer_id, at),
             DeliveryEvent::DeliveryReadyForPickup { at },
             DeliveryEvent::CourierAssigned { courier_id, at },
             DeliveryEvent::DeliveryPickedUp { courier_id, at },
@@ -214,19 +219,7 @@ async fn the_kitchens_steps_heard_after_the_courier_are_recorded_in_their_place(
     app.delivery_says(
         order_id,
         &[
-            DeliveryEvent::DeliveryRequested {
-                order_id,
-                customer_id,
-                address: Address {
-                    street: "12 rue des Martyrs".into(),
-                    city: "Paris".into(),
-                    postal_code: "75009".into(),
-                    lat: None,
-                    lon: None,
-                },
-                contact_phone: None,
-                at: at(0),
-            },
+            requested(order_id, customer_id, at(0)),
             DeliveryEvent::CourierAssigned {
                 courier_id,
                 at: at(1),

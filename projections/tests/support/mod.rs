@@ -1,0 +1,48 @@
+//! A throw-away database for one test, with the migrations it needs; dropped at the end.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use brigade_nats::{migrate, Migration};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+pub struct ScratchDatabase {
+    pub pool: PgPool,
+    /// A tag unique to this test, for names outside the database (NATS namespaces).
+    pub tag: String,
+    name: String,
+}
+
+impl ScratchDatabase {
+    /// Creates `t{tag}_{suffix}` and runs `migrations` in it, in order.
+    pub async fn create(suffix: &str, migrations: &[&[Migration]]) -> Self {
+        let tag = Uuid::new_v4().simple().to_string()[..10].to_owned();
+        let name = format!("t{tag}_{suffix}");
+        let admin = PgPool::connect(ADMIN_URL).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let pool = PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}"))
+            .await
+            .unwrap();
+        for list in migrations {
+            migrate(&pool, list).await.unwrap();
+        }
+        Self { pool, tag, name }
+    }
+
+    /// Closes the pool and drops the database.
+    pub async fn drop_it(self) {
+        self.pool.close().await;
+        let admin = PgPool::connect(ADMIN_URL).await.unwrap();
+        let _ = sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        ))
+        .execute(&admin)
+        .await;
+    }
+}
