@@ -29,7 +29,9 @@ use rand::{Rng, SeedableRng};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use support::{Options, PrivateNats, System, MANAGER_EMAIL, MANAGER_PASSWORD, SERVICES};
+use support::{
+    Options, PrivateNats, System, MANAGER_EMAIL, MANAGER_PASSWORD, ORDER_STEPS, SERVICES,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, RwLock};
@@ -580,14 +582,6 @@ async fn histories(pool: &PgPool, aggregate_type: &str) -> HashMap<Uuid, Vec<(i6
     by_id
 }
 
-const ORDER_STEPS: [&str; 6] = [
-    "OrderPlaced",
-    "OrderAccepted",
-    "OrderInPreparation",
-    "OrderReady",
-    "OrderOutForDelivery",
-    "OrderDelivered",
-];
 const ORDER_ENDS: [&str; 3] = ["OrderDelivered", "OrderCancelled", "OrderRejected"];
 
 /// A step the order had gone past when its news came: it completes the history, after the

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{json, Value};
-use support::{cook, deliver, eventually, Session, System, FULL_JOURNEY};
+use support::{cook, deliver, eventually, Session, System, FULL_JOURNEY, ORDER_STEPS};
 use uuid::Uuid;
 
 async fn order_status(system: &System, customer: &Session, order_id: Uuid) -> Value {
@@ -89,17 +89,9 @@ async fn two_hundred_orders_placed_at_once_are_each_delivered_exactly_once() {
             .map(String::as_str)
             .filter(|e| *e != "OrderStepRecordedLate")
             .collect();
-        let steps = [
-            "OrderPlaced",
-            "OrderAccepted",
-            "OrderInPreparation",
-            "OrderReady",
-            "OrderOutForDelivery",
-            "OrderDelivered",
-        ];
-        let mut rest = steps.iter();
+        let mut rest = ORDER_STEPS.iter();
         assert!(
-            orders.len() == steps.len() && on_time.iter().all(|e| rest.any(|s| s == e)),
+            orders.len() == ORDER_STEPS.len() && on_time.iter().all(|e| rest.any(|s| s == e)),
             "orders' events of {order_id}: {orders:?}"
         );
         assert_eq!(on_time.first(), Some(&"OrderPlaced"), "{orders:?}");

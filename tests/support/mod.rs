@@ -464,6 +464,16 @@ where
     }
 }
 
+/// The orders service's events of an order delivered, in order.
+pub const ORDER_STEPS: [&str; 6] = [
+    "OrderPlaced",
+    "OrderAccepted",
+    "OrderInPreparation",
+    "OrderReady",
+    "OrderOutForDelivery",
+    "OrderDelivered",
+];
+
 pub const FULL_JOURNEY: [&str; 6] = [
     "placed",
     "accepted",

@@ -45,6 +45,16 @@ fn requested(order_id: Uuid, customer_id: Uuid, at: DateTime<Utc>) -> DeliveryEv
     }
 }
 
+/// Every step of an order delivered, in order.
+const FULL_JOURNEY: [&str; 6] = [
+    "placed",
+    "accepted",
+    "in_preparation",
+    "ready",
+    "out_for_delivery",
+    "delivered",
+];
+
 fn statuses(order: &Value) -> Vec<&str> {
     order["history"]
         .as_array()
@@ -191,17 +201,7 @@ async fn the_order_follows_the_kitchen_and_the_courier_to_the_door() {
     .await;
 
     let order = app.wait_for_status(order_id, &customer, "delivered").await;
-    assert_eq!(
-        statuses(&order),
-        [
-            "placed",
-            "accepted",
-            "in_preparation",
-            "ready",
-            "out_for_delivery",
-            "delivered"
-        ]
-    );
+    assert_eq!(statuses(&order), FULL_JOURNEY);
     assert_eq!(order["history"][5]["by"]["kind"], "system");
     app.stop().await;
 }
@@ -269,17 +269,7 @@ async fn the_kitchens_steps_heard_after_the_courier_are_recorded_in_their_place(
             (order["history"].as_array().map(Vec::len) == Some(6)).then_some(order)
         })
         .await;
-    assert_eq!(
-        statuses(&order),
-        [
-            "placed",
-            "accepted",
-            "in_preparation",
-            "ready",
-            "out_for_delivery",
-            "delivered"
-        ]
-    );
+    assert_eq!(statuses(&order), FULL_JOURNEY);
     assert_eq!(order["status"], "delivered");
     let recorded_ready: chrono::DateTime<Utc> =
         serde_json::from_value(order["history"][3]["at"].clone()).unwrap();
