@@ -61,7 +61,7 @@ pub struct System {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(brigade_platform::testing::free_port())
 }
 
 /// A pool on one database, named as the bench's.

@@ -92,12 +92,38 @@ pub fn isolated_settings(identity_url: &str) -> crate::Settings {
         ..crate::Settings::default()
     };
     for port in &mut settings.ports {
-        *port = std::net::TcpListener::bind("127.0.0.1:0")
+        *port = free_port();
+    }
+    settings
+}
+
+/// A local port free now and never handed out before by this process.
+///
+/// The port is found by binding port 0 and let go at once, for a service to bind later; the
+/// kernel may offer the same free port to the next caller in between. Tests that start two
+/// systems side by side then had two services on one port, and one system's requests reached
+/// the other's service (a login answered 404 by a kitchen). Remembering every port given out
+/// rules that out within a test binary.
+///
+/// # Panics
+/// When no local port can be bound.
+#[must_use]
+pub fn free_port() -> u16 {
+    static GIVEN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<u16>>> =
+        std::sync::OnceLock::new();
+    let given = GIVEN.get_or_init(Default::default);
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
+        let mut given = given
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if given.insert(port) {
+            return port;
+        }
     }
-    settings
 }
 
 /// Waits until `{base}/health/ready` answers 200.

@@ -26,11 +26,7 @@ impl Slow {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_request_in_flight_finish() {
     let tag = format!("shutdown{}", &Uuid::new_v4().simple().to_string()[..8]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = brigade_platform::testing::free_port();
     let mut settings = Settings {
         database_prefix: format!("{tag}_"),
         namespace: Namespace::new(Some(&tag)).unwrap(),

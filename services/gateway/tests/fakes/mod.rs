@@ -68,11 +68,7 @@ pub struct Fakes {
 }
 
 fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    brigade_platform::testing::free_port()
 }
 
 async fn serve(app: impl poem::Endpoint + 'static) -> String {

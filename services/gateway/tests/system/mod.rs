@@ -37,10 +37,7 @@ pub struct System {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
+    brigade_platform::testing::free_port()
 }
 
 impl System {

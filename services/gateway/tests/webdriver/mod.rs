@@ -26,11 +26,7 @@ impl Driver {
     /// Starts `chromedriver` on a free port; `None` (and a loud message) when it is not
     /// installed (`apt-get install -y chromium chromium-driver`).
     pub async fn start() -> Option<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = brigade_platform::testing::free_port();
         let process = match Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
