@@ -5,7 +5,6 @@
 //! benchmarks make through the public HTTP API.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -3,7 +3,6 @@
 //! left out of [`Fakes::start`] is "down" (its port refuses connections).
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::net::TcpListener as StdListener;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
