@@ -10,6 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
+use brigade_platform::testing::free_port;
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -57,10 +58,6 @@ pub struct System {
     pub http: reqwest::Client,
     /// The bench's own small pools on the services' databases, for counting what was applied.
     pub dbs: HashMap<&'static str, PgPool>,
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(brigade_platform::testing::free_port())
 }
 
 /// A pool on one database, named as the bench's.
@@ -129,7 +126,7 @@ impl System {
         let tag = &id[..8];
         let mut ports = HashMap::new();
         for service in SERVICES {
-            ports.insert(service, free_port()?);
+            ports.insert(service, free_port());
         }
         std::fs::create_dir_all(&launch.log_dir)?;
         let mut system = Self {

@@ -765,9 +765,8 @@ async fn record_late_step(
             "no order {order_id} to track"
         )));
     };
-    let step = |state: OrderState| OrderStatus::from(state).progress();
-    let place = history.partition_point(|e| step(e.status) < step(entry.status));
     let (status, at) = (OrderStatus::from(entry.status), entry.at);
+    let place = status.place_in(history.iter().map(|e| OrderStatus::from(e.status)));
     history.insert(place, entry);
     sqlx::query(
         "UPDATE order_tracking SET

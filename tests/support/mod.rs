@@ -8,6 +8,7 @@ use std::future::Future;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use brigade_platform::testing::free_port;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio::process::{Child, Command};
@@ -49,10 +50,6 @@ pub struct Options {
     pub database_url: Option<String>,
     /// More environment for every service process.
     pub env: Vec<(String, String)>,
-}
-
-pub fn free_port() -> u16 {
-    brigade_platform::testing::free_port()
 }
 
 impl System {

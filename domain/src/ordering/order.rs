@@ -86,8 +86,18 @@ impl OrderStatus {
         matches!(self, OrderStatus::Placed | OrderStatus::Accepted)
     }
 
+    /// Where this step, heard late, goes in `history` (statuses along the forward path):
+    /// after the steps before it, before the ones the order went on to. The aggregate and the
+    /// tracking read model place a late step by this one rule.
+    pub fn place_in(self, history: impl IntoIterator<Item = OrderStatus>) -> usize {
+        history
+            .into_iter()
+            .take_while(|status| status.progress() < self.progress())
+            .count()
+    }
+
     /// Position on the forward path; `None` for the two dead ends.
-    pub fn progress(self) -> Option<u8> {
+    fn progress(self) -> Option<u8> {
         match self {
             OrderStatus::Placed => Some(0),
             OrderStatus::Accepted => Some(1),
@@ -351,9 +361,7 @@ impl Order {
     /// ones the order went on to.
     fn record_late(&mut self, status: OrderStatus, at: DateTime<Utc>) {
         if let Some(order) = &mut self.placed {
-            let place = order
-                .history
-                .partition_point(|change| change.status.progress() < status.progress());
+            let place = status.place_in(order.history.iter().map(|change| change.status));
             order.history.insert(place, StatusChange { status, at });
         }
     }

@@ -101,9 +101,9 @@ pub fn isolated_settings(identity_url: &str) -> crate::Settings {
 ///
 /// The port is found by binding port 0 and let go at once, for a service to bind later; the
 /// kernel may offer the same free port to the next caller in between. Tests that start two
-/// systems side by side then had two services on one port, and one system's requests reached
-/// the other's service (a login answered 404 by a kitchen). Remembering every port given out
-/// rules that out within a test binary.
+/// systems side by side could then have two services on one port, one system's requests
+/// reaching the other's service (the likely cause of a login once answered 404). Remembering
+/// every port given out rules that out within a test binary.
 ///
 /// # Panics
 /// When no local port can be bound.

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use brigade_gateway::GatewayConfig;
+use brigade_platform::testing::free_port;
 use poem::http::StatusCode;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::sse::{Event, SSE};
@@ -64,10 +65,6 @@ impl Log {
 pub struct Fakes {
     pub log: Arc<Log>,
     pub urls: [String; 4],
-}
-
-fn free_port() -> u16 {
-    brigade_platform::testing::free_port()
 }
 
 async fn serve(app: impl poem::Endpoint + 'static) -> String {

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use brigade_gateway::GatewayConfig;
+use brigade_platform::testing::free_port;
 use brigade_platform::Settings;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
@@ -33,10 +34,6 @@ pub struct System {
     pub gateway_url: String,
     pub http: reqwest::Client,
     cleaned: bool,
-}
-
-fn free_port() -> u16 {
-    brigade_platform::testing::free_port()
 }
 
 impl System {

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use brigade_platform::testing::free_port;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
@@ -25,7 +26,7 @@ impl Driver {
     /// Starts `chromedriver` on a free port; `None` (and a loud message) when it is not
     /// installed (`apt-get install -y chromium chromium-driver`).
     pub async fn start() -> Option<Self> {
-        let port = brigade_platform::testing::free_port();
+        let port = free_port();
         let process = match Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
