@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use brigade_platform::{ServiceName, Settings};
 use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::{get, handler, post, web::Data, EndpointExt, IntoResponse, Response, Route, Server};
+use poem::{get, handler, post, web::Data, EndpointExt, IntoResponse, Response, Route};
 
 pub use config::GatewayConfig;
 
@@ -225,11 +225,16 @@ pub async fn serve(
         .unwrap_or(address);
     tracing::info!(service = "gateway", "listening on http://{local}");
     println!("gateway listening on http://{local}");
-    Server::new_with_acceptor(acceptor)
-        // Live streams stay open until the browser goes: give them a moment, then close.
-        .run_with_graceful_shutdown(app(gateway), stop, Some(Duration::from_secs(5)))
-        .await
-        .map_err(Into::into)
+    // Live streams stay open until the browser goes: give them a moment, then close.
+    brigade_platform::server::serve(
+        acceptor,
+        app(gateway),
+        stop,
+        brigade_platform::runtime::IDLE_TIMEOUT,
+        Duration::from_secs(5),
+    )
+    .await;
+    Ok(())
 }
 
 async fn termination() {

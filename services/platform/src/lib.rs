@@ -11,6 +11,8 @@ pub mod dead_letters_api;
 pub mod otlp;
 pub mod problem;
 pub mod runtime;
+pub mod server;
+pub mod sse;
 pub mod system;
 pub mod telemetry;
 pub mod testing;

@@ -10,7 +10,7 @@ use brigade_nats::schema::EVENT_STORE;
 use brigade_nats::{Bus, ConsumerRunner, Migration, OutboxRelay, Subscription};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::Cors;
-use poem::{EndpointExt, Route, Server};
+use poem::{EndpointExt, Route};
 use poem_openapi::{OpenApi, OpenApiService};
 use sqlx::PgPool;
 use tokio::sync::{watch, Semaphore};
@@ -181,19 +181,19 @@ impl Service {
         tracing::info!(service = self.name.as_str(), "listening on http://{local}");
         println!("{} listening on http://{local}", self.name.as_str());
         let mut stop = self.shutdown.subscribe();
-        Server::new_with_acceptor(acceptor)
-            .idle_timeout(IDLE_TIMEOUT)
-            .run_with_graceful_shutdown(
-                app,
-                async move {
-                    tokio::select! {
-                        () = termination() => {}
-                        _ = stop.changed() => {}
-                    }
-                },
-                Some(REQUESTS_GRACE),
-            )
-            .await?;
+        crate::server::serve(
+            acceptor,
+            app,
+            async move {
+                tokio::select! {
+                    () = termination() => {}
+                    _ = stop.changed() => {}
+                }
+            },
+            IDLE_TIMEOUT,
+            REQUESTS_GRACE,
+        )
+        .await;
         self.stop().await;
         Ok(())
     }
