@@ -4,12 +4,13 @@
 use brigade_domain::Role;
 use brigade_platform::auth::BearerAuth;
 use brigade_platform::problem::read_problem;
+use brigade_platform::sse::EventStream;
 use brigade_platform::Problem;
 use brigade_projections::feed;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::{EventStream, Json};
+use poem_openapi::payload::Json;
 use poem_openapi::types::ToJSON;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use sqlx::FromRow;
