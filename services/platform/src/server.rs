@@ -3,16 +3,18 @@
 //! poem's own `Server` hands each connection to hyper-util's `auto` builder, which first reads a
 //! few bytes to tell HTTP/2 from HTTP/1.1 and then replays them to the HTTP/1 connection: the
 //! request arrives in two reads, and hyper's read buffer (8 KiB) doubles to 16 KiB for the life
-//! of the connection. It also watches each connection's idleness with a task, a channel and a
-//! token of their own. Nothing speaks HTTP/2 to a service (browsers speak it over TLS only, to
-//! the proxy in front; the gateway's client speaks HTTP/1.1), while a service holds thousands of
-//! quiet connections (every live screen is a server-sent event stream): that was 9 KiB a
-//! connection for nothing (the heap profile is in BENCHMARKS.md).
+//! of the connection; the connection's future, holding both protocols' state, is 5.5 KB; and
+//! each connection's idleness is watched by a task, a channel and a token of their own. Nothing
+//! speaks HTTP/2 to a service (browsers speak it over TLS only, to the proxy in front; the
+//! gateway's client speaks HTTP/1.1), while a service holds thousands of quiet connections
+//! (every live screen is a server-sent event stream): about 12 KB a connection for nothing
+//! (the heap profile is in BENCHMARKS.md).
 //!
-//! Here each connection is hyper's HTTP/1 connection alone, behaving as poem's did otherwise: a
-//! connection with no byte read or written for `idle` is closed (gracefully: a request in flight
-//! finishes first); at shutdown no connection is taken any more, idle ones close at once and
-//! requests in flight have `grace` to finish, after which their connections are dropped.
+//! Here each connection is hyper's HTTP/1 connection alone (upgrades allowed), behaving as
+//! poem's did otherwise: a connection with no byte read or written for `idle` is closed
+//! (gracefully: a request in flight finishes first); at shutdown no connection is taken any
+//! more, idle ones close at once and requests in flight have `grace` to finish, after which
+//! their connections are dropped.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -84,6 +86,10 @@ pub async fn serve<A, E>(
             still_open = connections.len(),
             "requests still in flight after the grace period are dropped"
         );
+        // Every connection task ends at its next poll once the sender is gone; wait for that,
+        // so that nothing of the server runs after it returns (the service then closes its pool).
+        drop(stopping);
+        let _ = tokio::time::timeout(Duration::from_secs(1), connections.wait()).await;
     }
 }
 
@@ -115,16 +121,19 @@ where
             ))
         }
     });
-    let conn =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
     tokio::pin!(conn);
     let mut closing = false;
     loop {
-        let quiet_until = activity.last() + idle;
+        // An idle time too long to add to an instant means no idle timeout at all.
+        let quiet_until = activity.last().checked_add(idle);
         tokio::select! {
             _ = &mut conn => return,
-            () = tokio::time::sleep_until(quiet_until), if !closing => {
-                if activity.last() + idle <= Instant::now() {
+            () = sleep_until(quiet_until), if !closing => {
+                let quiet = activity.last().checked_add(idle).is_some_and(|at| at <= Instant::now());
+                if quiet {
                     tracing::debug!(%remote, "closing an idle connection");
                     conn.as_mut().graceful_shutdown();
                     closing = true;
@@ -168,7 +177,18 @@ impl Activity {
     }
 
     fn last(&self) -> Instant {
-        Self::epoch() + Duration::from_millis(self.0.load(Ordering::Relaxed))
+        let since = Duration::from_millis(self.0.load(Ordering::Relaxed));
+        Self::epoch()
+            .checked_add(since)
+            .unwrap_or_else(Instant::now)
+    }
+}
+
+/// Sleeps until `at`, or for ever when there is no such instant.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

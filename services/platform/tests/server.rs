@@ -171,3 +171,15 @@ async fn at_shutdown_a_stream_that_never_ends_is_cut_after_the_grace() {
     // The stream's connection went with the server.
     read_to_close(&mut connection, Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn an_idle_time_too_long_to_count_means_no_idle_timeout() {
+    let running = Running::start(Duration::MAX, Duration::from_secs(5)).await;
+    let mut connection = running.connect().await;
+    for _ in 0..2 {
+        connection.write_all(GET_HELLO).await.unwrap();
+        let answer = read_hello(&mut connection).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    running.stop().await;
+}
