@@ -217,7 +217,6 @@ pub async fn serve(
         .into_acceptor()
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
-    let acceptor = brigade_platform::connections::CappedAcceptor::new(acceptor, max_connections);
     let local = acceptor
         .local_addr()
         .first()
@@ -230,8 +229,11 @@ pub async fn serve(
         acceptor,
         app(gateway),
         stop,
-        brigade_platform::runtime::IDLE_TIMEOUT,
-        Duration::from_secs(5),
+        brigade_platform::server::Limits {
+            max_connections,
+            idle: brigade_platform::runtime::IDLE_TIMEOUT,
+            grace: Duration::from_secs(5),
+        },
     )
     .await;
     Ok(())

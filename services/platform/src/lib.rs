@@ -5,7 +5,6 @@
 
 pub mod auth;
 pub mod config;
-pub mod connections;
 pub mod database;
 pub mod dead_letters_api;
 pub mod otlp;

@@ -171,8 +171,6 @@ impl Service {
             .into_acceptor()
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
-        let acceptor =
-            crate::connections::CappedAcceptor::new(acceptor, self.settings.max_connections);
         let local = acceptor
             .local_addr()
             .first()
@@ -190,8 +188,11 @@ impl Service {
                     _ = stop.changed() => {}
                 }
             },
-            IDLE_TIMEOUT,
-            REQUESTS_GRACE,
+            crate::server::Limits {
+                max_connections: self.settings.max_connections,
+                idle: IDLE_TIMEOUT,
+                grace: REQUESTS_GRACE,
+            },
         )
         .await;
         self.stop().await;

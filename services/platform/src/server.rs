@@ -11,10 +11,11 @@
 //! (the heap profile is in BENCHMARKS.md).
 //!
 //! Here each connection is hyper's HTTP/1 connection alone (upgrades allowed), behaving as
-//! poem's did otherwise: a connection with no byte read or written for `idle` is closed
-//! (gracefully: a request in flight finishes first); at shutdown no connection is taken any
-//! more, idle ones close at once and requests in flight have `grace` to finish, after which
-//! their connections are dropped.
+//! poem's did otherwise, with the process's connection cap in the accept loop: at most
+//! `max_connections` are open at once; a connection with no byte read or written for `idle`
+//! is closed (gracefully: a request in flight finishes first); at shutdown no connection is
+//! taken any more, idle ones close at once and requests in flight have `grace` to finish, after
+//! which their connections are dropped.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -33,7 +34,7 @@ use poem::listener::Acceptor;
 use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Endpoint as _, EndpointExt, IntoEndpoint, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
@@ -41,31 +42,55 @@ use tokio_util::task::TaskTracker;
 type HyperBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
 type App = Arc<dyn DynEndpoint<Output = Response>>;
 
-/// Serves `app` on every connection `acceptor` takes until `signal` resolves, then shuts down
+/// What the server allows its connections.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Connections open at once. Every open connection costs a task, buffers and a file
+    /// descriptor; without a cap, one client opening connections in a loop (or many slow
+    /// clients) could exhaust the process, and every other client with it. At the cap the
+    /// server simply stops accepting: new connections wait in the kernel's listen backlog and
+    /// are taken as soon as one closes, as nginx does with `worker_connections`.
+    pub max_connections: usize,
+    /// A connection with no byte read or written for this long is closed.
+    pub idle: Duration,
+    /// How long requests in flight may take to finish at shutdown.
+    pub grace: Duration,
+}
+
+/// Serves `app` on the connections `acceptor` takes until `signal` resolves, then shuts down
 /// as the module says and returns.
-pub async fn serve<A, E>(
-    mut acceptor: A,
-    app: E,
-    signal: impl Future<Output = ()>,
-    idle: Duration,
-    grace: Duration,
-) where
+pub async fn serve<A, E>(mut acceptor: A, app: E, signal: impl Future<Output = ()>, limits: Limits)
+where
     A: Acceptor,
     E: IntoEndpoint,
     E::Endpoint: 'static,
 {
     let app: App = Arc::new(ToDynEndpoint(app.into_endpoint().map_to_response()));
+    let places = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     // `true` once the server stops taking connections; dropped when it gives up waiting.
     let (stopping, stop) = watch::channel(false);
     let connections = TaskTracker::new();
     tokio::pin!(signal);
     loop {
+        // A place first (the semaphore is never closed), then a connection to fill it; each
+        // connection holds its place until its task ends, whichever way it ends.
+        let place = tokio::select! {
+            () = &mut signal => break,
+            place = Arc::clone(&places).acquire_owned() => match place {
+                Ok(place) => place,
+                Err(_) => break,
+            },
+        };
         tokio::select! {
             () = &mut signal => break,
             accepted = acceptor.accept() => match accepted {
                 Ok((io, local, remote, scheme)) => {
                     let peer = Peer { local, remote, scheme };
-                    connections.spawn(connection(io, peer, app.clone(), stop.clone(), idle));
+                    let connection = connection(io, peer, app.clone(), stop.clone(), limits.idle);
+                    connections.spawn(async move {
+                        connection.await;
+                        drop(place);
+                    });
                 }
                 Err(error) => {
                     // Out of descriptors, say: the connections that close will make room.
@@ -78,7 +103,7 @@ pub async fn serve<A, E>(
     drop(acceptor);
     let _ = stopping.send(true);
     connections.close();
-    if tokio::time::timeout(grace, connections.wait())
+    if tokio::time::timeout(limits.grace, connections.wait())
         .await
         .is_err()
     {

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use brigade_platform::server::Limits;
 use brigade_platform::sse::EventStream;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::sse::Event;
@@ -35,6 +36,15 @@ struct Running {
 
 impl Running {
     async fn start(idle: Duration, grace: Duration) -> Self {
+        Self::start_with(Limits {
+            max_connections: 4096,
+            idle,
+            grace,
+        })
+        .await
+    }
+
+    async fn start_with(limits: Limits) -> Self {
         let acceptor = TcpListener::bind("127.0.0.1:0")
             .into_acceptor()
             .await
@@ -53,8 +63,7 @@ impl Running {
             async move {
                 let _ = stopped.await;
             },
-            idle,
-            grace,
+            limits,
         ));
         Self {
             address,
@@ -181,5 +190,35 @@ async fn an_idle_time_too_long_to_count_means_no_idle_timeout() {
         let answer = read_hello(&mut connection).await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn over_the_connection_cap_a_connection_waits_until_one_closes() {
+    let running = Running::start_with(Limits {
+        max_connections: 2,
+        idle: Duration::from_secs(60),
+        grace: Duration::from_secs(5),
+    })
+    .await;
+    let mut first = running.connect().await;
+    let mut second = running.connect().await;
+    for connection in [&mut first, &mut second] {
+        connection.write_all(GET_HELLO).await.unwrap();
+        read_hello(connection).await;
+    }
+    // The third is connected by the kernel but not taken: its request waits unanswered.
+    let mut third = running.connect().await;
+    third.write_all(GET_HELLO).await.unwrap();
+    let mut buffer = [0_u8; 64];
+    let early = tokio::time::timeout(Duration::from_millis(500), third.read(&mut buffer)).await;
+    assert!(
+        early.is_err(),
+        "a third connection was served over a cap of 2"
+    );
+    // One closes: the third is taken and answered.
+    drop(first);
+    let answer = read_hello(&mut third).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     running.stop().await;
 }
