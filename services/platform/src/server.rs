@@ -87,8 +87,8 @@ where
                 Ok((io, local, remote, scheme)) => {
                     let peer = Peer { local, remote, scheme };
                     // The place goes in as an argument: wrapping the connection's future in
-                    // another to drop the place after it made every task 1.5 KB bigger
-                    // (the wrapper kept room for the future twice).
+                    // another to drop the place after it made every held connection 1.5 KB
+                    // bigger (BENCHMARKS.md; likely room for the future twice).
                     let connection =
                         connection(io, place, peer, app.clone(), stop.clone(), limits.idle);
                     connections.spawn(connection);
