@@ -160,13 +160,11 @@ async fn connection<I>(
     tokio::pin!(conn);
     let mut closing = false;
     loop {
-        // An idle time too long to add to an instant means no idle timeout at all.
-        let quiet_until = activity.last().checked_add(idle);
         tokio::select! {
             _ = &mut conn => return,
-            () = sleep_until(quiet_until), if !closing => {
-                let quiet = activity.last().checked_add(idle).is_some_and(|at| at <= Instant::now());
-                if quiet {
+            () = sleep_until(activity.quiet_until(idle)), if !closing => {
+                // Bytes may have moved while this slept: the deadline is read again.
+                if activity.quiet_until(idle).is_some_and(|at| at <= Instant::now()) {
                     tracing::debug!(%remote, "closing an idle connection");
                     conn.as_mut().graceful_shutdown();
                     closing = true;
@@ -215,6 +213,12 @@ impl Activity {
             .checked_add(since)
             .unwrap_or_else(Instant::now)
     }
+
+    /// When the connection will have been quiet for `idle`; none when that is too far to count
+    /// (an idle time that long means no idle timeout at all).
+    fn quiet_until(&self, idle: Duration) -> Option<Instant> {
+        self.last().checked_add(idle)
+    }
 }
 
 /// Sleeps until `at`, or for ever when there is no such instant.
@@ -231,6 +235,16 @@ struct Watched<I> {
     activity: Arc<Activity>,
 }
 
+impl<I> Watched<I> {
+    /// Notes a read or write that finished (with bytes, an end or an error) as activity.
+    fn noted<T>(&self, polled: Poll<T>) -> Poll<T> {
+        if polled.is_ready() {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
 impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -238,10 +252,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<IoResult<()>> {
         let polled = Pin::new(&mut self.io).poll_read(cx, buf);
-        if polled.is_ready() {
-            self.activity.touch();
-        }
-        polled
+        self.noted(polled)
     }
 }
 
@@ -252,10 +263,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         buf: &[u8],
     ) -> Poll<IoResult<usize>> {
         let polled = Pin::new(&mut self.io).poll_write(cx, buf);
-        if polled.is_ready() {
-            self.activity.touch();
-        }
-        polled
+        self.noted(polled)
     }
 
     fn poll_write_vectored(
@@ -264,10 +272,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<IoResult<usize>> {
         let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
-        if polled.is_ready() {
-            self.activity.touch();
-        }
-        polled
+        self.noted(polled)
     }
 
     fn is_write_vectored(&self) -> bool {
