@@ -105,6 +105,19 @@ async fn read_hello(connection: &mut TcpStream) -> String {
     String::from_utf8(answer).unwrap()
 }
 
+/// Asks `GET /hello` on a keep-alive connection and checks the answer is a 200.
+async fn ask_hello(connection: &mut TcpStream) {
+    connection.write_all(GET_HELLO).await.unwrap();
+    let answer = read_hello(connection).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// Checks that the server closes the connection within five seconds, sending nothing more.
+async fn closed_by_the_server(connection: &mut TcpStream) {
+    let rest = read_to_close(connection, Duration::from_secs(5)).await;
+    assert!(rest.is_empty(), "{rest:?}");
+}
+
 /// Reads until the server closes the connection (or `within` passes: a panic).
 async fn read_to_close(connection: &mut TcpStream, within: Duration) -> Vec<u8> {
     let mut rest = Vec::new();
@@ -121,14 +134,11 @@ async fn a_connection_keeps_serving_requests_and_closes_once_quiet_for_the_idle_
     let mut connection = running.connect().await;
     // Requests closer together than the idle time: the same connection serves them all.
     for _ in 0..5 {
-        connection.write_all(GET_HELLO).await.unwrap();
-        let answer = read_hello(&mut connection).await;
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        ask_hello(&mut connection).await;
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     // Then nothing: the server closes it.
-    let rest = read_to_close(&mut connection, Duration::from_secs(5)).await;
-    assert!(rest.is_empty(), "{rest:?}");
+    closed_by_the_server(&mut connection).await;
     running.stop().await;
 }
 
@@ -136,8 +146,7 @@ async fn a_connection_keeps_serving_requests_and_closes_once_quiet_for_the_idle_
 async fn a_connection_that_sends_nothing_is_closed_after_the_idle_time() {
     let running = Running::start(Duration::from_millis(300), Duration::from_secs(5)).await;
     let mut connection = running.connect().await;
-    let rest = read_to_close(&mut connection, Duration::from_secs(5)).await;
-    assert!(rest.is_empty(), "{rest:?}");
+    closed_by_the_server(&mut connection).await;
     running.stop().await;
 }
 
@@ -146,15 +155,13 @@ async fn at_shutdown_idle_connections_close_and_no_new_one_is_taken() {
     let running = Running::start(Duration::from_secs(60), Duration::from_secs(60)).await;
     let address = running.address.clone();
     let mut connection = running.connect().await;
-    connection.write_all(GET_HELLO).await.unwrap();
-    read_hello(&mut connection).await;
+    ask_hello(&mut connection).await;
     // The grace is a minute: returning long before it means the idle connection was not
     // waited for.
     tokio::time::timeout(Duration::from_secs(10), running.stop())
         .await
         .expect("the server does not wait for an idle connection");
-    let rest = read_to_close(&mut connection, Duration::from_secs(5)).await;
-    assert!(rest.is_empty(), "{rest:?}");
+    closed_by_the_server(&mut connection).await;
     assert!(TcpStream::connect(&address).await.is_err());
 }
 
@@ -186,9 +193,7 @@ async fn an_idle_time_too_long_to_count_means_no_idle_timeout() {
     let running = Running::start(Duration::MAX, Duration::from_secs(5)).await;
     let mut connection = running.connect().await;
     for _ in 0..2 {
-        connection.write_all(GET_HELLO).await.unwrap();
-        let answer = read_hello(&mut connection).await;
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        ask_hello(&mut connection).await;
     }
     running.stop().await;
 }
@@ -204,8 +209,7 @@ async fn over_the_connection_cap_a_connection_waits_until_one_closes() {
     let mut first = running.connect().await;
     let mut second = running.connect().await;
     for connection in [&mut first, &mut second] {
-        connection.write_all(GET_HELLO).await.unwrap();
-        read_hello(connection).await;
+        ask_hello(connection).await;
     }
     // The third is connected by the kernel but not taken: its request waits unanswered.
     let mut third = running.connect().await;
