@@ -199,7 +199,7 @@ fn ready(gateway: Data<&Arc<Gateway>>) -> Response {
 /// When a `BRIGADE_GATEWAY_*` variable is invalid or the port is taken.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let config = GatewayConfig::from_env(&settings).map_err(anyhow::Error::msg)?;
-    serve(config, termination()).await
+    serve(config, brigade_platform::runtime::termination()).await
 }
 
 /// Serves the gateway for `config` until `stop` completes.
@@ -237,19 +237,4 @@ pub async fn serve(
     )
     .await;
     Ok(())
-}
-
-async fn termination() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut terminate) => {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = terminate.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = ctrl_c.await;
-        }
-    }
 }

@@ -450,7 +450,8 @@ pub fn openapi_document<T: OpenApi>(name: ServiceName, api: T) -> String {
     api_service(name, api, SystemApi::described(name)).spec()
 }
 
-async fn termination() {
+/// Resolves on SIGTERM or Ctrl-C: when a process is asked to stop.
+pub async fn termination() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
