@@ -4,12 +4,17 @@
 //! applies them, then the snapshot update applies them again), so Brigade rebuilds every
 //! aggregate from its events. Its in-process queries run after the commit and would miss an
 //! event on a crash in between: read models are fed from the bus instead (see `projections`).
+//!
+//! Commands go through cqrs-es's `execute`, which commits the events on their own. A new aggregate
+//! whose events must commit with other rows is decided with [`decide_new`] and written by the
+//! caller's own statement.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, AggregateError, EventStore as _};
+use cqrs_es::{Aggregate, AggregateError, DomainEvent, EventStore as _};
 use postgres_es::{postgres_cqrs, PostgresCqrs, PostgresEventRepository};
 use sqlx::PgPool;
 
@@ -101,6 +106,55 @@ impl CommandMetadata {
     pub fn into_map(self) -> HashMap<String, String> {
         self.values
     }
+}
+
+/// The events a command decided for an aggregate that has none yet, serialized as the event
+/// store keeps them (`schema::EVENT_STORE`'s `events`, sequences 1, 2, … in order), for a
+/// caller that writes them in one statement with rows that must commit with them: the orders
+/// service stores a new order, its `Idempotency-Key` and its kitchen slot in one commit,
+/// where `execute` would commit the events on their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvents {
+    pub aggregate_type: &'static str,
+    pub event_types: Vec<String>,
+    pub event_versions: Vec<String>,
+    /// Each event's payload, as JSON text.
+    pub payloads: Vec<String>,
+    /// The command's metadata, as JSON text (the same for every event).
+    pub metadata: String,
+}
+
+/// Decides `command` on an aggregate that has no events yet: the aggregate as the events leave
+/// it, and the events to store. Storing them is the caller's (a unique violation on the
+/// events' key then means the aggregate existed after all).
+///
+/// # Errors
+/// The aggregate's refusal, or an event that cannot be serialized.
+pub async fn decide_new<A: Aggregate>(
+    command: A::Command,
+    services: &A::Services,
+    metadata: CommandMetadata,
+) -> Result<(A, NewEvents), AggregateError<A::Error>> {
+    let mut aggregate = A::default();
+    let sink = EventSink::default();
+    aggregate
+        .handle(command, services, &sink)
+        .await
+        .map_err(AggregateError::UserError)?;
+    let events = sink.collect().await;
+    let unexpected = |e: serde_json::Error| AggregateError::UnexpectedError(Box::new(e));
+    let new = NewEvents {
+        aggregate_type: A::TYPE,
+        event_types: events.iter().map(DomainEvent::event_type).collect(),
+        event_versions: events.iter().map(DomainEvent::event_version).collect(),
+        payloads: events
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<_, _>>()
+            .map_err(unexpected)?,
+        metadata: serde_json::to_string(&metadata.into_map()).map_err(unexpected)?,
+    };
+    Ok((aggregate, new))
 }
 
 /// How many times a command that lost a race to another writer is decided again.

@@ -1,14 +1,13 @@
 //! `Idempotency-Key` for `POST /orders`: a customer who retries a request (a timeout, a double
 //! tap, a flaky network) gets the order the first attempt placed, never a second one.
 //!
-//! The key is *claimed* before the order is placed: the claim fixes the order id the key stands
-//! for (`INSERT … ON CONFLICT DO NOTHING`). Every request that holds the claim places the order
-//! under that one id, and the `Order` aggregate accepts `Place` only once per id, so two
-//! concurrent requests with the same key place one order and both answer with it. A digest of
-//! the request is kept with the claim: the same key with a different request is refused rather
-//! than silently answered with an unrelated order. When the order is refused (bad input), the
-//! claim is released so that the customer may fix the request and send it again with the same
-//! key.
+//! The key is *claimed* in the very statement that stores the order (see [`crate::placement`]):
+//! a key stands for an order exactly when the order exists. A concurrent request with the same
+//! key waits on the first one's uncommitted claim, then finds the key taken, [`lookup`]s the
+//! order it stands for and answers with it: two requests, one order. A digest of the request
+//! is kept with the claim: the same key with a different request is refused rather than
+//! silently answered with an unrelated order. A refused order claims nothing, so the customer
+//! may fix the request and send it again with the same key.
 //!
 //! Keys expire [`KEY_TTL`] (24 hours) after they were first used: a retry comes within seconds
 //! or minutes, and a day is ample for a phone that was offline. An expired key is treated as
@@ -100,106 +99,37 @@ pub fn request_hash(request: &impl Serialize) -> String {
         .collect()
 }
 
-/// What a request may do with its key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claim {
-    /// The request holds the key: place (or find) the order with this id. `first` is false for
-    /// a retry, whose order may already exist.
-    Held { order_id: Uuid, first: bool },
-    /// The key already stands for a different request.
-    Reused,
+/// An order a key stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub order_id: Uuid,
+    /// The digest of the request that claimed the key ([`request_hash`]).
+    pub request_hash: String,
 }
 
-/// Claims `key` for this customer and this request.
+/// The order `key` stands for, unless the key is unknown or expired.
 ///
 /// # Errors
 /// A database error.
-pub async fn claim(
+pub async fn lookup(
     pool: &PgPool,
     customer_id: Uuid,
     key: &str,
-    request_hash: &str,
-) -> Result<Claim, sqlx::Error> {
-    // Twice at most: a claim released between our insert and our read is claimed again.
-    for _ in 0..2 {
-        // The claim's commit does not wait for its WAL flush (`synchronous_commit` off for
-        // this one statement's transaction): the order's own commit, which is synchronous,
-        // flushes the WAL up to itself and so the claim before it. A crash may only lose a
-        // claim whose order was never committed, and the retry then claims the key afresh.
-        // One WAL flush per order placed instead of two: the flush was the largest single
-        // wait of `POST /orders` (see BENCHMARKS.md).
-        //
-        // An expired claim no longer counts: the key is free again, and this statement takes
-        // it over (one round trip, where a separate purge of the key took two).
-        let inserted: Option<Uuid> = sqlx::query_scalar(
-            "INSERT INTO idempotency_keys (customer_id, key, order_id, request_hash)
-             SELECT $1, $2, $3, $4
-               FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous_commit
-             ON CONFLICT (customer_id, key) DO UPDATE
-                SET order_id = EXCLUDED.order_id,
-                    request_hash = EXCLUDED.request_hash,
-                    created_at = now()
-              WHERE idempotency_keys.created_at < now() - make_interval(secs => $5)
-             RETURNING order_id",
-        )
-        .bind(customer_id)
-        .bind(key)
-        .bind(Uuid::new_v4())
-        .bind(request_hash)
-        .bind(ttl_seconds(KEY_TTL))
-        .fetch_optional(pool)
-        .await?;
-        if let Some(order_id) = inserted {
-            return Ok(Claim::Held {
-                order_id,
-                first: true,
-            });
-        }
-        let existing: Option<(Uuid, String)> =
-            sqlx::query_as("SELECT order_id, request_hash FROM idempotency_keys WHERE customer_id = $1 AND key = $2")
-                .bind(customer_id)
-                .bind(key)
-                .fetch_optional(pool)
-                .await?;
-        match existing {
-            Some((order_id, hash)) if hash == request_hash => {
-                return Ok(Claim::Held {
-                    order_id,
-                    first: false,
-                })
-            }
-            Some(_) => return Ok(Claim::Reused),
-            None => {}
-        }
-    }
-    Err(sqlx::Error::Protocol(
-        "the idempotency key keeps being released".to_owned(),
-    ))
-}
-
-/// Releases a claim whose order was refused, unless the order exists after all (a concurrent
-/// request with the same key placed it): a key that stands for an order is never released.
-///
-/// # Errors
-/// A database error.
-pub async fn release(
-    pool: &PgPool,
-    customer_id: Uuid,
-    key: &str,
-    order_id: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "DELETE FROM idempotency_keys
-         WHERE customer_id = $1 AND key = $2 AND order_id = $3
-           AND NOT EXISTS (SELECT 1 FROM events WHERE aggregate_type = 'order' AND aggregate_id = $4)",
+) -> Result<Option<Held>, sqlx::Error> {
+    let held: Option<(Uuid, String)> = sqlx::query_as(
+        "SELECT order_id, request_hash FROM idempotency_keys
+          WHERE customer_id = $1 AND key = $2
+            AND created_at >= now() - make_interval(secs => $3)",
     )
     .bind(customer_id)
     .bind(key)
-    .bind(order_id)
-    .bind(order_id.to_string())
-    .execute(pool)
+    .bind(ttl_seconds(KEY_TTL))
+    .fetch_optional(pool)
     .await?;
-    Ok(())
+    Ok(held.map(|(order_id, request_hash)| Held {
+        order_id,
+        request_hash,
+    }))
 }
 
 /// Deletes the claims older than `ttl`; returns how many.
@@ -232,7 +162,8 @@ pub async fn purge_task(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-fn ttl_seconds(ttl: Duration) -> f64 {
+/// A duration as `make_interval(secs => …)` takes it.
+pub(crate) fn ttl_seconds(ttl: Duration) -> f64 {
     ttl.as_secs_f64()
 }
 

@@ -19,19 +19,23 @@
 //! the booking run under one PostgreSQL advisory lock (transaction-scoped, so it is released
 //! whatever happens), shared by every replica of the service. Within one process, bookings
 //! first queue on a mutex, so that at most one pooled connection waits on (or holds) the lock:
-//! the holder needs a second connection for the order's command, and a pool filled with
-//! waiters would leave it none. The order's own command commits in between; if the process
-//! dies before the booking is written, the kitchen's first quote of the ticket writes it.
-//! Without a limit there is nothing to check, and no lock is taken.
+//! a pool filled with waiters would leave none for the service's other requests. The order, its
+//! key and its row in the load are stored by one statement in the lock's transaction
+//! ([`crate::placement`]), so the booking commits with the order or not at all. Without a limit
+//! there is nothing to check and no lock is taken: the statement commits on its own.
 
 use std::sync::Arc;
 
 use brigade_domain::kitchen::{EstimateEvent, TicketEvent};
 use brigade_nats::{EventHandler, HandlerError, Migration, ReceivedEvent, Subscription};
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryScalar;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
+
+use crate::placement::Booking;
 
 /// Length of a kitchen slot.
 pub const SLOT_MINUTES: i64 = 15;
@@ -255,7 +259,7 @@ impl KitchenCapacity {
     }
 
     /// Checks that a new order has room at `earliest` (or at `scheduled_for`) and holds the
-    /// booking lock until [`Reservation::book`] or the reservation is dropped.
+    /// booking lock until [`Reservation::commit`] or the reservation is dropped.
     ///
     /// # Errors
     /// The outer error is a database fault; the inner one the slot's refusal.
@@ -293,7 +297,7 @@ impl KitchenCapacity {
 }
 
 /// A slot checked for a new order, the booking lock held (when there is a limit) until the
-/// reservation is booked or dropped.
+/// order is committed or the reservation dropped.
 pub struct Reservation {
     held: Option<(OwnedMutexGuard<()>, Transaction<'static, Postgres>)>,
     pool: PgPool,
@@ -303,24 +307,35 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    /// Records the placed order in the load and releases the lock.
+    /// The order's row in the load, as the placement statement writes it.
+    #[must_use]
+    pub fn booking(&self) -> Booking {
+        Booking {
+            ready_at: self.ready_at,
+            scheduled_for: self.scheduled_for,
+        }
+    }
+
+    /// Runs `placement` ([`crate::placement::statement`], which writes the order's row in the
+    /// load with the order) and commits it: in the booking lock's transaction when there is a
+    /// limit (the commit releases the lock), as a statement of its own otherwise.
     ///
     /// # Errors
-    /// A database error (the order stays placed; the kitchen's first quote books it).
-    pub async fn book(self, order_id: Uuid) -> Result<(), sqlx::Error> {
-        let insert = sqlx::query(
-            "INSERT INTO kitchen_load (order_id, ready_at, scheduled_for) VALUES ($1, $2, $3)
-             ON CONFLICT (order_id) DO NOTHING",
-        )
-        .bind(order_id)
-        .bind(self.ready_at)
-        .bind(self.scheduled_for);
+    /// A database error: nothing of the order is stored.
+    pub async fn commit<'q, O>(
+        self,
+        placement: QueryScalar<'q, Postgres, O, PgArguments>,
+    ) -> Result<Option<O>, sqlx::Error>
+    where
+        O: Send + Unpin + for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
+    {
         match self.held {
             Some((_queued, mut tx)) => {
-                insert.execute(&mut *tx).await?;
-                tx.commit().await
+                let placed = placement.fetch_optional(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(placed)
             }
-            None => insert.execute(&self.pool).await.map(|_| ()),
+            None => placement.fetch_optional(&self.pool).await,
         }
     }
 }

@@ -9,6 +9,7 @@
 //!   expire after 24 hours, purged hourly by a background task);
 //! - [`dietary_profiles`]: customers' declared allergens (from identity), checked at checkout;
 //! - [`kitchen_capacity`]: tickets per 15-minute slot, the quoted ready time, full slots;
+//! - [`placement`]: a new order, its key's claim and its kitchen slot stored in one commit;
 //! - [`subscriptions`]: what an order does when the kitchen or the delivery says something;
 //! - read models: the menu (`brigade_projections::menu`) and order tracking
 //!   (`brigade_projections::order_tracking`), fed by the service's own stream (plus the
@@ -21,6 +22,7 @@ pub mod checkout;
 pub mod dietary_profiles;
 pub mod idempotency;
 pub mod kitchen_capacity;
+pub mod placement;
 pub mod starter_menu;
 pub mod subscriptions;
 

@@ -5,7 +5,7 @@
 //! if it did not exist); chefs, couriers and managers see any order; only customers (their own)
 //! and managers list orders.
 
-use brigade_domain::ordering::{order_total, Order, OrderCommand, OrderError};
+use brigade_domain::ordering::{Order, OrderCommand};
 use brigade_domain::Role;
 use brigade_nats::store::{self, EventStore};
 use brigade_platform::auth::{BearerAuth, Caller};
@@ -31,8 +31,9 @@ use super::problems::{checkout_problem, order_not_found, order_problem, slot_pro
 use super::{OptionalJson, OrdersTags};
 use crate::checkout::{self, BasketItem, BasketOption};
 use crate::dietary_profiles;
-use crate::idempotency::{self, Claim};
+use crate::idempotency;
 use crate::kitchen_capacity::KitchenCapacity;
+use crate::placement::{self, KeyClaim};
 
 /// Orders per page unless asked otherwise.
 const DEFAULT_PAGE_SIZE: u32 = 20;
@@ -165,11 +166,13 @@ pub struct OrderUpdate {
     pub order: TrackedOrder,
 }
 
-/// Why placing an order failed: refused as asked (the key is released, the customer may fix the
-/// request), or failed on our side (the key is kept: a retry places the same order).
+/// Why an order was not placed: refused as asked (the customer may fix the request and send it
+/// with the same key), failed on our side (nothing stored: a retry places it), or its key is
+/// taken (by this order, placed by a concurrent request, or by another).
 enum Attempt {
     Refused(Problem),
     Failed(Problem),
+    KeyTaken,
 }
 
 /// The order endpoints.
@@ -203,40 +206,50 @@ impl OrdersApi {
         })?;
         let customer_id = auth.0.account_id;
         let request_hash = idempotency::request_hash(&body.0);
-        let claim = idempotency::claim(&self.pool, customer_id, key, &request_hash)
-            .await
-            .map_err(|e| read_problem(&e))?;
-        let (order_id, first) = match claim {
-            Claim::Held { order_id, first } => (order_id, first),
-            Claim::Reused => {
-                return Err(Problem::unprocessable(
-                    "idempotency-key-reused",
-                    "this Idempotency-Key was already used for a different order; use a new key for a new order",
-                )
-                .with_field("Idempotency-Key"))
-            }
+        let claim = KeyClaim {
+            customer_id,
+            key,
+            request_hash: &request_hash,
         };
-        if !first {
-            if let Some(placed) = self.placed(order_id).await? {
-                return Ok(OrderPlaced::Created(Json(placed)));
+        let mut order_id = Uuid::new_v4();
+        // Twice at most: the second time under the id of a claim without its order.
+        for _ in 0..2 {
+            let refusal = match self.place(&auth.0, claim, order_id, &body.0).await {
+                Ok(placed) => return Ok(OrderPlaced::Created(Json(placed))),
+                Err(Attempt::Failed(problem)) => return Err(problem),
+                Err(Attempt::Refused(problem)) => Some(problem),
+                Err(Attempt::KeyTaken) => None,
+            };
+            // The key may stand for an order already: a retry is answered with it, even when
+            // the same request would be refused now (the dish sold out since, the slot filled).
+            let held = idempotency::lookup(&self.pool, customer_id, key)
+                .await
+                .map_err(|e| read_problem(&e))?;
+            match held {
+                Some(held) if held.request_hash != request_hash => {
+                    return Err(Problem::unprocessable(
+                        "idempotency-key-reused",
+                        "this Idempotency-Key was already used for a different order; use a new key for a new order",
+                    )
+                    .with_field("Idempotency-Key"))
+                }
+                Some(held) => {
+                    if let Some(placed) = self.placed(held.order_id).await? {
+                        return Ok(OrderPlaced::Created(Json(placed)));
+                    }
+                    // A claim committed without its order (by an earlier version of the
+                    // service): the order is placed under the id the key stands for.
+                    order_id = held.order_id;
+                }
+                None => {}
             }
-        }
-        match self.place(&auth.0, order_id, body.0).await {
-            // Placed by this request: the answer is what it stored (no read back).
-            Ok(Some(placed)) => return Ok(OrderPlaced::Created(Json(placed))),
-            Ok(None) => {}
-            Err(Attempt::Refused(problem)) => {
-                idempotency::release(&self.pool, customer_id, key, order_id)
-                    .await
-                    .map_err(|e| read_problem(&e))?;
+            if let Some(problem) = refusal {
                 return Err(problem);
             }
-            Err(Attempt::Failed(problem)) => return Err(problem),
         }
-        let placed = self.placed(order_id).await?.ok_or_else(|| {
-            Problem::internal(&format!("order {order_id} was placed but cannot be read"))
-        })?;
-        Ok(OrderPlaced::Created(Json(placed)))
+        Err(Problem::unavailable(
+            "the Idempotency-Key is being used by another request right now; try again",
+        ))
     }
 
     /// Orders, newest first: a customer's own, or everyone's for a manager.
@@ -387,16 +400,16 @@ impl OrdersApi {
 }
 
 impl OrdersApi {
-    /// Prices the basket from the menu and issues `Place` under the claimed order id; the
-    /// answer when this very request placed it (`None` when a concurrent one with the same key
-    /// did: the order is then read back).
+    /// Prices the basket from the menu, decides `Place` under `order_id` and stores the order
+    /// with its key's claim and its kitchen slot, in one commit.
     async fn place(
         &self,
         caller: &Caller,
+        claim: KeyClaim<'_>,
         order_id: Uuid,
-        request: PlaceOrder,
-    ) -> Result<Option<PlacedOrder>, Attempt> {
-        let delivery_address = request.delivery_address.ok_or_else(|| {
+        request: &PlaceOrder,
+    ) -> Result<PlacedOrder, Attempt> {
+        let delivery_address = request.delivery_address.clone().ok_or_else(|| {
             Attempt::Refused(
                 Problem::unprocessable("order-invalid-address", "a delivery address is required")
                     .with_field("deliveryAddress"),
@@ -423,7 +436,6 @@ impl OrdersApi {
             &dishes,
             request.allergens_confirmed,
         );
-        // The kitchen's slot: held (under the booking lock) until the order is placed.
         let now = Utc::now();
         let longest = lines
             .iter()
@@ -432,25 +444,19 @@ impl OrdersApi {
             .max()
             .unwrap_or(kitchen_queue::DEFAULT_PREP_MINUTES);
         let earliest = now + chrono::Duration::minutes(i64::from(longest));
+        // The kitchen's slot: held (under the booking lock) until the order is committed.
         let reservation = self
             .capacity
             .reserve(now, earliest, request.scheduled_for)
             .await
             .map_err(|e| Attempt::Failed(read_problem(&e)))?
             .map_err(|refusal| Attempt::Refused(slot_problem(&refusal)))?;
-        // What the aggregate will store as the total (it refuses an overflow itself).
-        let answer = order_total(&lines).ok().map(|total| PlacedOrder {
-            order_id,
-            status: OrderState::Placed,
-            total: Amount::from(&total),
-            scheduled_for: request.scheduled_for,
-        });
         let command = OrderCommand::Place {
             order_id,
             customer_id: caller.account_id,
             lines,
             delivery_address: delivery_address.into(),
-            contact_phone: request.contact_phone,
+            contact_phone: request.contact_phone.clone(),
             allergy,
             scheduled_for: request.scheduled_for,
             at: now,
@@ -458,25 +464,29 @@ impl OrdersApi {
         let metadata = caller
             .command_metadata(order_id.to_string())
             .map_err(Attempt::Failed)?;
-        match self
-            .orders
-            .execute_with_metadata(&order_id.to_string(), command, metadata.into_map())
+        let (order, events) = store::decide_new::<Order>(command, &(), metadata)
+            .await
+            .map_err(|error| match error {
+                AggregateError::UserError(error) => Attempt::Refused(order_problem(error)),
+                error => Attempt::Failed(command_problem(error, order_problem)),
+            })?;
+        let total = order
+            .total()
+            .ok_or_else(|| Attempt::Failed(Problem::internal(&"a placed order has no total")))?;
+        let booking = reservation.booking();
+        match reservation
+            .commit(placement::statement(claim, order_id, &events, booking))
             .await
         {
-            // A concurrent request with the same key placed it first: it is the same order.
-            result @ (Ok(())
-            | Err(
-                AggregateError::UserError(OrderError::OrderAlreadyPlaced)
-                | AggregateError::AggregateConflict,
-            )) => {
-                if let Err(error) = reservation.book(order_id).await {
-                    // The order stands; the kitchen's first quote of its ticket books it.
-                    tracing::warn!(%order_id, %error, "the kitchen slot could not be booked");
-                }
-                Ok(answer.filter(|_| result.is_ok()))
-            }
-            Err(AggregateError::UserError(error)) => Err(Attempt::Refused(order_problem(error))),
-            Err(error) => Err(Attempt::Failed(command_problem(error, order_problem))),
+            Ok(Some(_)) => Ok(PlacedOrder {
+                order_id,
+                status: OrderState::Placed,
+                total: Amount::from(total),
+                scheduled_for: order.scheduled_for(),
+            }),
+            Ok(None) => Err(Attempt::KeyTaken),
+            Err(error) if placement::already_stored(&error) => Err(Attempt::KeyTaken),
+            Err(error) => Err(Attempt::Failed(read_problem(&error))),
         }
     }
 

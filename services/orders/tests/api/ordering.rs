@@ -312,3 +312,130 @@ async fn a_refused_order_frees_its_key_for_the_corrected_request() {
     assert_eq!(corrected.status, 201, "{}", corrected.body);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_retry_after_the_dish_sold_out_answers_with_the_order_placed() {
+    let app = TestApp::spawn().await;
+    let manager = app.token(Role::Manager);
+    let (_, customer) = app.customer();
+    let cafe = app.dish("Café expresso").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = order_of(&[(&cafe, 1)]);
+    let first = app.place(&customer, "sold-out-since", &body).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+
+    let sold_out = app
+        .patch(
+            &format!("/menu/dishes/{cafe}"),
+            &manager,
+            json!({"available": false}),
+        )
+        .await;
+    assert_eq!(sold_out.status, 200, "{}", sold_out.body);
+    app.eventually("the dish unavailable on the menu", || async {
+        let dish = app.get(&format!("/menu/dishes/{cafe}"), None).await.body;
+        (dish["available"] == false).then_some(())
+    })
+    .await;
+    let retry = app.place(&customer, "sold-out-since", &body).await;
+    let new_order = app.place(&customer, "a-new-key", &body).await;
+
+    assert_eq!(retry.status, 201, "{}", retry.body);
+    assert_eq!(retry.body, first.body);
+    assert_eq!(new_order.status, 422, "{}", new_order.body);
+    assert_eq!(new_order.problem_code(), "order-dish-unavailable");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_order_its_key_and_its_kitchen_slot_are_stored_together() {
+    let app = TestApp::spawn().await;
+    let (customer_id, customer) = app.customer();
+    let cafe = app.dish("Café expresso").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let placed = app
+        .place(&customer, "together", &order_of(&[(&cafe, 2)]))
+        .await;
+    let refused = app
+        .place(&customer, "refused", &order_of(&[(&cafe, 0)]))
+        .await;
+
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    let order_id: Uuid = placed.body["orderId"].as_str().unwrap().parse().unwrap();
+    let pool = app.pool().await;
+    let keys: Vec<(String, Uuid)> = sqlx::query_as(
+        "SELECT key, order_id FROM idempotency_keys WHERE customer_id = $1 ORDER BY key",
+    )
+    .bind(customer_id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let events: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT e.sequence, e.event_type, o.event_type FROM events e
+           JOIN outbox o USING (event_id) WHERE e.aggregate_id = $1",
+    )
+    .bind(order_id.to_string())
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let booked: Option<bool> =
+        sqlx::query_scalar("SELECT open FROM kitchen_load WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_optional(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    assert_eq!(
+        keys,
+        vec![("together".to_owned(), order_id)],
+        "a refused order claims no key"
+    );
+    assert_eq!(
+        events,
+        vec![(1, "OrderPlaced".to_owned(), "OrderPlaced".to_owned())],
+        "the event, and its outbox row"
+    );
+    assert_eq!(booked, Some(true));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_claimed_without_its_order_places_the_order_under_the_claimed_id() {
+    // An earlier version committed the claim on its own before the order: a crash in between
+    // left a key standing for an order id with no order. The retry places it under that id.
+    let app = TestApp::spawn().await;
+    let (customer_id, customer) = app.customer();
+    let cafe = app.dish("Café expresso").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = order_of(&[(&cafe, 1)]);
+    let first = app.place(&customer, "crashed", &body).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let orphan = Uuid::new_v4();
+    let pool = app.pool().await;
+    sqlx::query("UPDATE idempotency_keys SET order_id = $1 WHERE customer_id = $2 AND key = $3")
+        .bind(orphan)
+        .bind(customer_id)
+        .bind("crashed")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let retry = app.place(&customer, "crashed", &body).await;
+    let again = app.place(&customer, "crashed", &body).await;
+
+    assert_eq!(retry.status, 201, "{}", retry.body);
+    assert_eq!(retry.body["orderId"], orphan.to_string());
+    assert_eq!(again.body, retry.body);
+    let order = app.get(&format!("/orders/{orphan}"), Some(&customer)).await;
+    assert_eq!(order.status, 200, "{}", order.body);
+    app.stop().await;
+}
