@@ -16,7 +16,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateError, DomainEvent, EventStore as _};
 use postgres_es::{postgres_cqrs, PostgresCqrs, PostgresEventRepository};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 /// The command side of one aggregate type: `execute` loads, decides, and commits.
 pub type EventStore<A> = Arc<PostgresCqrs<A>>;
@@ -155,6 +155,60 @@ pub async fn decide_new<A: Aggregate>(
         metadata: serde_json::to_string(&metadata.into_map()).map_err(unexpected)?,
     };
     Ok((aggregate, new))
+}
+
+/// Stores `events` ([`decide_new`]) as the first events of aggregate `id` through `conn`, the
+/// caller's transaction, so that they commit with its other writes (a consumer's checkpoint),
+/// unless the aggregate has events already: then nothing is written and `false` returned.
+///
+/// # Errors
+/// A database error (a concurrent writer of the same new aggregate is a unique violation:
+/// retried, it finds the aggregate and writes nothing).
+pub async fn append_new(
+    conn: &mut PgConnection,
+    id: &str,
+    events: &NewEvents,
+) -> Result<bool, sqlx::Error> {
+    let stored = sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, metadata)
+         SELECT $1, $2, event.sequence, event.event_type, event.event_version,
+                event.payload::json, $6::json
+           FROM unnest($3::text[], $4::text[], $5::text[])
+                    WITH ORDINALITY AS event (event_type, event_version, payload, sequence)
+          WHERE NOT EXISTS (SELECT 1 FROM events WHERE aggregate_type = $1 AND aggregate_id = $2)",
+    )
+    .bind(events.aggregate_type)
+    .bind(id)
+    .bind(&events.event_types)
+    .bind(&events.event_versions)
+    .bind(&events.payloads)
+    .bind(&events.metadata)
+    .execute(conn)
+    .await?;
+    Ok(stored.rows_affected() > 0)
+}
+
+/// For a consumer whose event creates an aggregate (the kitchen opening a ticket for a new
+/// order): decides `command` on a new aggregate `id` and stores its events in the consumer's
+/// transaction `tx`, so they commit with its checkpoint — one commit where `execute` would add
+/// its own. Only for a command that changes nothing on an aggregate that exists (an `Open`, a
+/// `Request`): an existing aggregate is left as it is.
+///
+/// # Errors
+/// The aggregate's refusal (permanent), a database error (transient).
+pub async fn create_in<A: Aggregate>(
+    tx: &mut PgConnection,
+    id: &str,
+    command: A::Command,
+    services: &A::Services,
+    metadata: CommandMetadata,
+) -> Result<(), crate::HandlerError> {
+    let (_, events) = decide_new::<A>(command, services, metadata)
+        .await
+        .map_err(handler_error)?;
+    append_new(tx, id, &events).await?;
+    Ok(())
 }
 
 /// How many times a command that lost a race to another writer is decided again.

@@ -87,40 +87,40 @@ impl EventHandler for FromOrders {
     async fn handle(
         &self,
         event: &ReceivedEvent,
-        _tx: &mut PgConnection,
+        tx: &mut PgConnection,
     ) -> Result<(), HandlerError> {
         let order_event: OrderEvent = event
             .envelope
             .decode()
             .map_err(|e| HandlerError::Permanent(format!("not an order event: {e}")))?;
         let at = Utc::now();
-        let command = match order_event {
+        let id = &event.envelope.aggregate_id;
+        let metadata = caused_by(&event.envelope);
+        match order_event {
             OrderEvent::OrderPlaced {
                 order_id,
                 customer_id,
                 delivery_address,
                 contact_phone,
                 ..
-            } => DeliveryCommand::Request {
-                order_id,
-                customer_id,
-                address: delivery_address,
-                contact_phone,
-                at,
-            },
-            OrderEvent::OrderCancelled { .. } | OrderEvent::OrderRejected { .. } => {
-                DeliveryCommand::Cancel { at }
+            } => {
+                let request = DeliveryCommand::Request {
+                    order_id,
+                    customer_id,
+                    address: delivery_address,
+                    contact_phone,
+                    at,
+                };
+                // The new delivery's events commit with this consumer's checkpoint.
+                store::create_in::<Delivery>(tx, id, request, &(), metadata).await
             }
-            _ => return Ok(()),
-        };
-        self.deliveries
-            .execute_with_metadata(
-                &event.envelope.aggregate_id,
-                command,
-                caused_by(&event.envelope).into_map(),
-            )
-            .await
-            .map_err(handler_error)
+            OrderEvent::OrderCancelled { .. } | OrderEvent::OrderRejected { .. } => self
+                .deliveries
+                .execute_with_metadata(id, DeliveryCommand::Cancel { at }, metadata.into_map())
+                .await
+                .map_err(handler_error),
+            _ => Ok(()),
+        }
     }
 }
 

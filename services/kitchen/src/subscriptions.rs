@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use brigade_domain::kitchen::{NewTicketItem, Ticket, TicketCommand};
 use brigade_domain::ordering::{ChosenOption, OrderEvent};
-use brigade_nats::store::{caused_by, handler_error, EventStore};
+use brigade_nats::store::{self, caused_by, handler_error, EventStore};
 use brigade_nats::{EventHandler, HandlerError, ReceivedEvent, Subscription};
 use chrono::Utc;
 use sqlx::PgConnection;
@@ -40,14 +40,15 @@ impl EventHandler for FromOrders {
     async fn handle(
         &self,
         event: &ReceivedEvent,
-        _tx: &mut PgConnection,
+        tx: &mut PgConnection,
     ) -> Result<(), HandlerError> {
         let order_event: OrderEvent = event
             .envelope
             .decode()
             .map_err(|e| HandlerError::Permanent(format!("not an order event: {e}")))?;
         let at = Utc::now();
-        let command = match order_event {
+        let metadata = caused_by(&event.envelope);
+        match order_event {
             OrderEvent::OrderPlaced {
                 order_id,
                 lines,
@@ -55,33 +56,38 @@ impl EventHandler for FromOrders {
                 allergies,
                 scheduled_for,
                 ..
-            } => TicketCommand::Open {
-                order_id,
-                placed_at,
-                allergies,
-                scheduled_for,
-                items: lines
-                    .into_iter()
-                    .map(|line| NewTicketItem {
-                        dish_id: line.dish_id,
-                        dish_name: line.name,
-                        quantity: line.quantity,
-                        options: line.options.iter().map(ChosenOption::label).collect(),
-                        note: line.note,
-                    })
-                    .collect(),
-                at,
-            },
-            OrderEvent::OrderCancelled { .. } => TicketCommand::Cancel { at },
-            _ => return Ok(()),
-        };
-        self.tickets
-            .execute_with_metadata(
-                &event.envelope.aggregate_id,
-                command,
-                caused_by(&event.envelope).into_map(),
-            )
-            .await
-            .map_err(handler_error)
+            } => {
+                let open = TicketCommand::Open {
+                    order_id,
+                    placed_at,
+                    allergies,
+                    scheduled_for,
+                    items: lines
+                        .into_iter()
+                        .map(|line| NewTicketItem {
+                            dish_id: line.dish_id,
+                            dish_name: line.name,
+                            quantity: line.quantity,
+                            options: line.options.iter().map(ChosenOption::label).collect(),
+                            note: line.note,
+                        })
+                        .collect(),
+                    at,
+                };
+                // The new ticket's events commit with this consumer's checkpoint.
+                store::create_in::<Ticket>(tx, &event.envelope.aggregate_id, open, &(), metadata)
+                    .await
+            }
+            OrderEvent::OrderCancelled { .. } => self
+                .tickets
+                .execute_with_metadata(
+                    &event.envelope.aggregate_id,
+                    TicketCommand::Cancel { at },
+                    metadata.into_map(),
+                )
+                .await
+                .map_err(handler_error),
+            _ => Ok(()),
+        }
     }
 }

@@ -329,6 +329,48 @@ async fn the_same_order_placed_event_delivered_twice_opens_one_ticket() {
 }
 
 #[tokio::test]
+async fn a_ticket_and_its_checkpoint_commit_together_and_an_existing_ticket_is_left_as_it_is() {
+    let kitchen = Kitchen::start().await;
+    let order_id = Uuid::new_v4();
+    let event = placed(order_id, 1);
+    kitchen.publish(order_id, 1, &event).await;
+    kitchen.wait_for_ticket(order_id).await;
+    let pool = kitchen.pool().await;
+    let checkpoint = "SELECT last_sequence FROM consumer_checkpoints
+                       WHERE consumer = 'kitchen-from-orders' AND aggregate_id = $1";
+    let kept: Option<i64> = sqlx::query_scalar(checkpoint)
+        .bind(order_id.to_string())
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+    assert_eq!(kept, Some(1));
+
+    // A ticket stored without its checkpoint (as before they were committed together): the
+    // event heard again finds the ticket and changes nothing, and the checkpoint is kept.
+    sqlx::query("DELETE FROM consumer_checkpoints WHERE consumer = 'kitchen-from-orders'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    kitchen.publish(order_id, 1, &event).await;
+    let mut kept: Option<i64> = None;
+    for _ in 0..100 {
+        kept = sqlx::query_scalar(checkpoint)
+            .bind(order_id.to_string())
+            .fetch_optional(&pool)
+            .await
+            .unwrap();
+        if kept.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pool.close().await;
+    assert_eq!(kept, Some(1));
+    assert_eq!(kitchen.events(order_id).await, ["TicketOpened"]);
+    drop_databases(&kitchen.settings).await;
+}
+
+#[tokio::test]
 async fn chefs_move_each_item_and_the_last_ready_item_makes_the_ticket_ready() {
     let kitchen = Kitchen::start().await;
     let order_id = kitchen.place(2).await;
