@@ -275,6 +275,8 @@ pub struct AtRate {
     pub shed: u64,
     /// From the moment each `POST /orders` was due to its 201 answer.
     pub placement: Latency,
+    /// How late the generator sent each `POST /orders` (included in `placement`).
+    pub sent_late: Latency,
     /// From the 201 answer to the ticket's frame on a connected `GET /tickets/stream`.
     pub placed_to_kitchen: Latency,
     /// Orders whose frame came before the bench had read their answer (counted as 0 ms).
@@ -457,6 +459,7 @@ async fn at_rate(load: &Load, rate: f64, seconds: f64, with_cpu: bool) -> anyhow
         errors: outcome.errors,
         shed: outcome.shed,
         placement: Latency::of(&outcome.latencies_ms),
+        sent_late: Latency::of(&outcome.sent_late_ms),
         placed_to_kitchen: Latency::of(&kitchen),
         kitchen_before_answer: early,
         kitchen_missing: missing,

@@ -220,10 +220,11 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             {
                 Ok((light, half_load)) => {
                     println!(
-                        "  run {}: placement p50 {:.2} ms p99 {:.2} ms; kitchen screen p50 {:.2} ms p99 {:.2} ms (light: {:.2} / {:.2}); cpu {:?} ms/order",
+                        "  run {}: placement p50 {:.2} ms p99 {:.2} ms (sent late p50 {:.3} ms); kitchen screen p50 {:.2} ms p99 {:.2} ms (light: {:.2} / {:.2}); cpu {:?} ms/order",
                         run + 1,
                         half_load.placement.p50_ms,
                         half_load.placement.p99_ms,
+                        half_load.sent_late.p50_ms,
                         half_load.placed_to_kitchen.p50_ms,
                         half_load.placed_to_kitchen.p99_ms,
                         light.placed_to_kitchen.p50_ms,
