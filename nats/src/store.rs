@@ -5,9 +5,10 @@
 //! aggregate from its events. Its in-process queries run after the commit and would miss an
 //! event on a crash in between: read models are fed from the bus instead (see `projections`).
 //!
-//! Commands go through cqrs-es's `execute`, which commits the events on their own. A new aggregate
-//! whose events must commit with other rows is decided with [`decide_new`] and written by the
-//! caller's own statement.
+//! Requests' commands go through cqrs-es's `execute`, which commits the events on their own.
+//! A consumer's commands go through [`execute_in`], in the consumer's transaction, so that they
+//! commit with its checkpoint. A new aggregate whose events must commit with other rows is
+//! decided with [`decide_new`] and written by the caller's own statement (placing an order).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -135,7 +136,16 @@ pub async fn decide_new<A: Aggregate>(
     services: &A::Services,
     metadata: CommandMetadata,
 ) -> Result<(A, NewEvents), AggregateError<A::Error>> {
-    let mut aggregate = A::default();
+    decide(A::default(), command, services, metadata).await
+}
+
+/// Decides `command` on `aggregate`: the aggregate as the events leave it, and the events.
+async fn decide<A: Aggregate>(
+    mut aggregate: A,
+    command: A::Command,
+    services: &A::Services,
+    metadata: CommandMetadata,
+) -> Result<(A, NewEvents), AggregateError<A::Error>> {
     let sink = EventSink::default();
     aggregate
         .handle(command, services, &sink)
@@ -157,58 +167,74 @@ pub async fn decide_new<A: Aggregate>(
     Ok((aggregate, new))
 }
 
-/// Stores `events` ([`decide_new`]) as the first events of aggregate `id` through `conn`, the
-/// caller's transaction, so that they commit with its other writes (a consumer's checkpoint),
-/// unless the aggregate has events already: then nothing is written and `false` returned.
+/// For a consumer: executes `command` on aggregate `id` inside the consumer's transaction
+/// `tx`, so that the command's events commit with the consumer's checkpoint — one commit per
+/// event applied, where `execute` adds a load and a commit of its own. Same outcome as
+/// `execute`: the aggregate's refusal as `UserError`, and another writer's event stored at the
+/// same sequence first as `AggregateConflict` (the transaction is then spoilt: the consumer
+/// rolls it back and retries the event, as it does a conflict of `execute`).
 ///
 /// # Errors
-/// A database error (a concurrent writer of the same new aggregate is a unique violation:
-/// retried, it finds the aggregate and writes nothing).
-pub async fn append_new(
-    conn: &mut PgConnection,
-    id: &str,
-    events: &NewEvents,
-) -> Result<bool, sqlx::Error> {
-    let stored = sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
-                             payload, metadata)
-         SELECT $1, $2, event.sequence, event.event_type, event.event_version,
-                event.payload::json, $6::json
-           FROM unnest($3::text[], $4::text[], $5::text[])
-                    WITH ORDINALITY AS event (event_type, event_version, payload, sequence)
-          WHERE NOT EXISTS (SELECT 1 FROM events WHERE aggregate_type = $1 AND aggregate_id = $2)",
-    )
-    .bind(events.aggregate_type)
-    .bind(id)
-    .bind(&events.event_types)
-    .bind(&events.event_versions)
-    .bind(&events.payloads)
-    .bind(&events.metadata)
-    .execute(conn)
-    .await?;
-    Ok(stored.rows_affected() > 0)
-}
-
-/// For a consumer whose event creates an aggregate (the kitchen opening a ticket for a new
-/// order): decides `command` on a new aggregate `id` and stores its events in the consumer's
-/// transaction `tx`, so they commit with its checkpoint — one commit where `execute` would add
-/// its own. Only for a command that changes nothing on an aggregate that exists (an `Open`, a
-/// `Request`): an existing aggregate is left as it is.
-///
-/// # Errors
-/// The aggregate's refusal (permanent), a database error (transient).
-pub async fn create_in<A: Aggregate>(
+/// As `execute`'s.
+pub async fn execute_in<A: Aggregate>(
     tx: &mut PgConnection,
     id: &str,
     command: A::Command,
     services: &A::Services,
     metadata: CommandMetadata,
-) -> Result<(), crate::HandlerError> {
-    let (_, events) = decide_new::<A>(command, services, metadata)
-        .await
-        .map_err(handler_error)?;
-    append_new(tx, id, &events).await?;
+) -> Result<(), AggregateError<A::Error>> {
+    let stored: Vec<(serde_json::Value,)> = sqlx::query_as(
+        "SELECT payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2
+          ORDER BY sequence",
+    )
+    .bind(A::TYPE)
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(database_error)?;
+    let current = i64::try_from(stored.len()).unwrap_or(i64::MAX);
+    let mut aggregate = A::default();
+    for (payload,) in stored {
+        let event: A::Event = serde_json::from_value(payload)
+            .map_err(|e| AggregateError::DeserializationError(Box::new(e)))?;
+        aggregate.apply(event);
+    }
+    let events = decide(aggregate, command, services, metadata).await?.1;
+    if events.event_types.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, metadata)
+         SELECT $1, $2, $3 + event.n, event.event_type, event.event_version,
+                event.payload::json, $7::json
+           FROM unnest($4::text[], $5::text[], $6::text[])
+                    WITH ORDINALITY AS event (event_type, event_version, payload, n)",
+    )
+    .bind(events.aggregate_type)
+    .bind(id)
+    .bind(current)
+    .bind(&events.event_types)
+    .bind(&events.event_versions)
+    .bind(&events.payloads)
+    .bind(&events.metadata)
+    .execute(&mut *tx)
+    .await
+    .map_err(|error| {
+        let conflict = error
+            .as_database_error()
+            .is_some_and(|e| e.constraint() == Some("events_pkey"));
+        if conflict {
+            AggregateError::AggregateConflict
+        } else {
+            database_error(error)
+        }
+    })?;
     Ok(())
+}
+
+fn database_error<E: std::error::Error>(error: sqlx::Error) -> AggregateError<E> {
+    AggregateError::DatabaseConnectionError(Box::new(error))
 }
 
 /// How many times a command that lost a race to another writer is decided again.

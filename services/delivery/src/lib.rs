@@ -152,9 +152,8 @@ pub fn openapi_document() -> String {
 /// finds a parked message's handler here.
 #[must_use]
 pub fn consumers(pool: &sqlx::PgPool) -> Vec<brigade_nats::Subscription> {
-    let deliveries = brigade_nats::store::event_store::<Delivery>(pool.clone(), ());
     let fleet = brigade_nats::store::event_store::<Courier>(pool.clone(), ());
-    let mut all = subscriptions::all(deliveries, fleet, pool.clone());
+    let mut all = subscriptions::all(fleet, pool.clone());
     all.push(live_deliveries::subscription());
     all.push(couriers::subscription());
     all.push(dispatch::workload_subscription());

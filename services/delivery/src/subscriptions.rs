@@ -42,25 +42,19 @@ use uuid::Uuid;
 
 /// The delivery service's subscriptions to other services.
 #[must_use]
-pub fn all(
-    deliveries: EventStore<Delivery>,
-    couriers: EventStore<Courier>,
-    pool: sqlx::PgPool,
-) -> Vec<Subscription> {
+pub fn all(couriers: EventStore<Courier>, pool: sqlx::PgPool) -> Vec<Subscription> {
     vec![
         Subscription {
             name: "delivery-from-orders".to_owned(),
             source: "orders",
             aggregate_types: vec!["order"],
-            handler: Arc::new(FromOrders {
-                deliveries: deliveries.clone(),
-            }),
+            handler: Arc::new(FromOrders),
         },
         Subscription {
             name: "delivery-from-kitchen".to_owned(),
             source: "kitchen",
             aggregate_types: vec!["ticket"],
-            handler: Arc::new(FromKitchen { deliveries }),
+            handler: Arc::new(FromKitchen),
         },
         Subscription {
             name: "delivery-from-kitchen-estimates".to_owned(),
@@ -78,9 +72,7 @@ pub fn all(
 }
 
 /// Reacts to the orders service's `order` events.
-pub struct FromOrders {
-    pub deliveries: EventStore<Delivery>,
-}
+pub struct FromOrders;
 
 #[async_trait::async_trait]
 impl EventHandler for FromOrders {
@@ -94,47 +86,47 @@ impl EventHandler for FromOrders {
             .decode()
             .map_err(|e| HandlerError::Permanent(format!("not an order event: {e}")))?;
         let at = Utc::now();
-        let id = &event.envelope.aggregate_id;
-        let metadata = caused_by(&event.envelope);
-        match order_event {
+        let command = match order_event {
             OrderEvent::OrderPlaced {
                 order_id,
                 customer_id,
                 delivery_address,
                 contact_phone,
                 ..
-            } => {
-                let request = DeliveryCommand::Request {
-                    order_id,
-                    customer_id,
-                    address: delivery_address,
-                    contact_phone,
-                    at,
-                };
-                // The new delivery's events commit with this consumer's checkpoint.
-                store::create_in::<Delivery>(tx, id, request, &(), metadata).await
+            } => DeliveryCommand::Request {
+                order_id,
+                customer_id,
+                address: delivery_address,
+                contact_phone,
+                at,
+            },
+            OrderEvent::OrderCancelled { .. } | OrderEvent::OrderRejected { .. } => {
+                DeliveryCommand::Cancel { at }
             }
-            OrderEvent::OrderCancelled { .. } | OrderEvent::OrderRejected { .. } => self
-                .deliveries
-                .execute_with_metadata(id, DeliveryCommand::Cancel { at }, metadata.into_map())
-                .await
-                .map_err(handler_error),
-            _ => Ok(()),
-        }
+            _ => return Ok(()),
+        };
+        // The delivery's events commit with this consumer's checkpoint.
+        store::execute_in::<Delivery>(
+            tx,
+            &event.envelope.aggregate_id,
+            command,
+            &(),
+            caused_by(&event.envelope),
+        )
+        .await
+        .map_err(handler_error)
     }
 }
 
 /// Reacts to the kitchen's `ticket` events.
-pub struct FromKitchen {
-    pub deliveries: EventStore<Delivery>,
-}
+pub struct FromKitchen;
 
 #[async_trait::async_trait]
 impl EventHandler for FromKitchen {
     async fn handle(
         &self,
         event: &ReceivedEvent,
-        _tx: &mut PgConnection,
+        tx: &mut PgConnection,
     ) -> Result<(), HandlerError> {
         let ticket_event: TicketEvent = event
             .envelope
@@ -144,14 +136,14 @@ impl EventHandler for FromKitchen {
             return Ok(());
         };
         let command = DeliveryCommand::MarkReadyForPickup { at: Utc::now() };
-        match self
-            .deliveries
-            .execute_with_metadata(
-                &event.envelope.aggregate_id,
-                command,
-                caused_by(&event.envelope).into_map(),
-            )
-            .await
+        match store::execute_in::<Delivery>(
+            tx,
+            &event.envelope.aggregate_id,
+            command,
+            &(),
+            caused_by(&event.envelope),
+        )
+        .await
         {
             Ok(()) => Ok(()),
             // The kitchen's stream and the orders stream are read by two consumers: the ticket

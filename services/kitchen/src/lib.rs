@@ -86,9 +86,8 @@ fn lanes_per_station() -> u32 {
 /// Every durable consumer of the kitchen: what it does with other services' events, and its
 /// read models. `brigade dead-letters replay` finds a parked message's handler here.
 #[must_use]
-pub fn consumers(pool: &sqlx::PgPool) -> Vec<brigade_nats::Subscription> {
-    let tickets = brigade_nats::store::event_store::<Ticket>(pool.clone(), ());
-    let mut all = subscriptions::all(tickets);
+pub fn consumers(_pool: &sqlx::PgPool) -> Vec<brigade_nats::Subscription> {
+    let mut all = subscriptions::all();
     all.push(kitchen_queue::subscription());
     all.push(kitchen_queue::dishes_subscription());
     all.push(kitchen_queue::estimates_subscription());

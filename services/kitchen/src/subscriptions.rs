@@ -14,26 +14,24 @@ use std::sync::Arc;
 
 use brigade_domain::kitchen::{NewTicketItem, Ticket, TicketCommand};
 use brigade_domain::ordering::{ChosenOption, OrderEvent};
-use brigade_nats::store::{self, caused_by, handler_error, EventStore};
+use brigade_nats::store::{self, caused_by, handler_error};
 use brigade_nats::{EventHandler, HandlerError, ReceivedEvent, Subscription};
 use chrono::Utc;
 use sqlx::PgConnection;
 
 /// The kitchen's subscriptions.
 #[must_use]
-pub fn all(tickets: EventStore<Ticket>) -> Vec<Subscription> {
+pub fn all() -> Vec<Subscription> {
     vec![Subscription {
         name: "kitchen-from-orders".to_owned(),
         source: "orders",
         aggregate_types: vec!["order"],
-        handler: Arc::new(FromOrders { tickets }),
+        handler: Arc::new(FromOrders),
     }]
 }
 
 /// Reacts to the orders service's `order` events.
-pub struct FromOrders {
-    pub tickets: EventStore<Ticket>,
-}
+pub struct FromOrders;
 
 #[async_trait::async_trait]
 impl EventHandler for FromOrders {
@@ -47,8 +45,7 @@ impl EventHandler for FromOrders {
             .decode()
             .map_err(|e| HandlerError::Permanent(format!("not an order event: {e}")))?;
         let at = Utc::now();
-        let metadata = caused_by(&event.envelope);
-        match order_event {
+        let command = match order_event {
             OrderEvent::OrderPlaced {
                 order_id,
                 lines,
@@ -56,38 +53,35 @@ impl EventHandler for FromOrders {
                 allergies,
                 scheduled_for,
                 ..
-            } => {
-                let open = TicketCommand::Open {
-                    order_id,
-                    placed_at,
-                    allergies,
-                    scheduled_for,
-                    items: lines
-                        .into_iter()
-                        .map(|line| NewTicketItem {
-                            dish_id: line.dish_id,
-                            dish_name: line.name,
-                            quantity: line.quantity,
-                            options: line.options.iter().map(ChosenOption::label).collect(),
-                            note: line.note,
-                        })
-                        .collect(),
-                    at,
-                };
-                // The new ticket's events commit with this consumer's checkpoint.
-                store::create_in::<Ticket>(tx, &event.envelope.aggregate_id, open, &(), metadata)
-                    .await
-            }
-            OrderEvent::OrderCancelled { .. } => self
-                .tickets
-                .execute_with_metadata(
-                    &event.envelope.aggregate_id,
-                    TicketCommand::Cancel { at },
-                    metadata.into_map(),
-                )
-                .await
-                .map_err(handler_error),
-            _ => Ok(()),
-        }
+            } => TicketCommand::Open {
+                order_id,
+                placed_at,
+                allergies,
+                scheduled_for,
+                items: lines
+                    .into_iter()
+                    .map(|line| NewTicketItem {
+                        dish_id: line.dish_id,
+                        dish_name: line.name,
+                        quantity: line.quantity,
+                        options: line.options.iter().map(ChosenOption::label).collect(),
+                        note: line.note,
+                    })
+                    .collect(),
+                at,
+            },
+            OrderEvent::OrderCancelled { .. } => TicketCommand::Cancel { at },
+            _ => return Ok(()),
+        };
+        // The ticket's events commit with this consumer's checkpoint.
+        store::execute_in::<Ticket>(
+            tx,
+            &event.envelope.aggregate_id,
+            command,
+            &(),
+            caused_by(&event.envelope),
+        )
+        .await
+        .map_err(handler_error)
     }
 }

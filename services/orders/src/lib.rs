@@ -132,8 +132,7 @@ pub fn openapi_document() -> String {
 /// message's handler here.
 #[must_use]
 pub fn consumers(pool: &sqlx::PgPool) -> Vec<brigade_nats::Subscription> {
-    let orders = brigade_nats::store::event_store::<Order>(pool.clone(), ());
-    let mut all = subscriptions::all(pool.clone(), orders);
+    let mut all = subscriptions::all(pool.clone());
     all.push(menu::subscription());
     all.push(order_tracking::subscription());
     all.push(order_tracking::estimates_subscription());

@@ -58,15 +58,13 @@ const PICKUP_WAITS_FOR_KITCHEN: i64 = 6;
 
 /// The orders service's subscriptions to other services.
 #[must_use]
-pub fn all(pool: PgPool, orders: EventStore<Order>) -> Vec<Subscription> {
+pub fn all(pool: PgPool) -> Vec<Subscription> {
     vec![
         Subscription {
             name: "orders-from-kitchen".to_owned(),
             source: "kitchen",
             aggregate_types: vec!["ticket"],
-            handler: Arc::new(FromKitchen {
-                orders: orders.clone(),
-            }),
+            handler: Arc::new(FromKitchen),
         },
         Subscription {
             name: "orders-from-kitchen-stock".to_owned(),
@@ -86,7 +84,7 @@ pub fn all(pool: PgPool, orders: EventStore<Order>) -> Vec<Subscription> {
             name: "orders-from-delivery".to_owned(),
             source: "delivery",
             aggregate_types: vec!["delivery"],
-            handler: Arc::new(FromDelivery { pool, orders }),
+            handler: Arc::new(FromDelivery { pool }),
         },
     ]
 }
@@ -227,23 +225,21 @@ pub fn from_delivery(event: DeliveryEvent) -> Option<OrderCommand> {
 }
 
 /// Reacts to the kitchen's `ticket` events.
-pub struct FromKitchen {
-    pub orders: EventStore<Order>,
-}
+pub struct FromKitchen;
 
 #[async_trait::async_trait]
 impl EventHandler for FromKitchen {
     async fn handle(
         &self,
         event: &ReceivedEvent,
-        _tx: &mut PgConnection,
+        tx: &mut PgConnection,
     ) -> Result<(), HandlerError> {
         let ticket_event: TicketEvent = event
             .envelope
             .decode()
             .map_err(|e| HandlerError::Permanent(format!("not a ticket event: {e}")))?;
         match from_ticket(ticket_event) {
-            Some(command) => execute(&self.orders, event, command).await,
+            Some(command) => execute(tx, event, command).await,
             None => Ok(()),
         }
     }
@@ -252,7 +248,6 @@ impl EventHandler for FromKitchen {
 /// Reacts to the delivery service's `delivery` events.
 pub struct FromDelivery {
     pub pool: PgPool,
-    pub orders: EventStore<Order>,
 }
 
 impl FromDelivery {
@@ -276,7 +271,7 @@ impl EventHandler for FromDelivery {
     async fn handle(
         &self,
         event: &ReceivedEvent,
-        _tx: &mut PgConnection,
+        tx: &mut PgConnection,
     ) -> Result<(), HandlerError> {
         let delivery_event: DeliveryEvent = event
             .envelope
@@ -288,26 +283,28 @@ impl EventHandler for FromDelivery {
                     "picked up before the kitchen's ready arrived; waiting for it".to_owned(),
                 ))
             }
-            Some(command) => execute(&self.orders, event, command).await,
+            Some(command) => execute(tx, event, command).await,
             None => Ok(()),
         }
     }
 }
 
-/// Issues `command` on the order the event is about, as the system, caused by the event.
+/// Issues `command` on the order the event is about, as the system, caused by the event, in
+/// the consumer's transaction: the order's events commit with the consumer's checkpoint.
 async fn execute(
-    orders: &EventStore<Order>,
+    tx: &mut PgConnection,
     event: &ReceivedEvent,
     command: OrderCommand,
 ) -> Result<(), HandlerError> {
-    orders
-        .execute_with_metadata(
-            &event.envelope.aggregate_id,
-            command,
-            caused_by(&event.envelope).into_map(),
-        )
-        .await
-        .map_err(handler_error)
+    store::execute_in::<Order>(
+        tx,
+        &event.envelope.aggregate_id,
+        command,
+        &(),
+        caused_by(&event.envelope),
+    )
+    .await
+    .map_err(handler_error)
 }
 
 #[cfg(test)]
