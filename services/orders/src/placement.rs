@@ -1,11 +1,11 @@
 //! A new order stored in one commit: its events (the outbox rows follow by trigger), the claim
 //! of its `Idempotency-Key` and its row in the kitchen's load.
 //!
-//! One statement, one round trip, one WAL flush. Placing an order used to take three commits one
-//! after the other (the key's claim, the events through cqrs-es's `execute`, the kitchen
-//! booking) and about ten round trips; see BENCHMARKS.md ("Placement in one commit"). It is also
-//! stronger: a key never stands for an order that was not stored, and an order is never stored
-//! without its place in the kitchen's load.
+//! One statement, one round trip, one WAL flush. Placing an order used to take three commits
+//! one after the other (the key's claim, the events through cqrs-es's `execute`, the kitchen
+//! booking) and about ten round trips; see BENCHMARKS.md ("an order is stored by one
+//! statement"). It is also stronger: a key never stands for an order that was not stored, and
+//! an order is never stored without its place in the kitchen's load.
 //!
 //! The claim is an `INSERT … ON CONFLICT` on the key; the events and the booking are inserted
 //! from what the claim returns, so when the key is already taken nothing at all is written and
