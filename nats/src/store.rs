@@ -167,22 +167,23 @@ async fn decide<A: Aggregate>(
     Ok((aggregate, new))
 }
 
-/// For a consumer: executes `command` on aggregate `id` inside the consumer's transaction
-/// `tx`, so that the command's events commit with the consumer's checkpoint — one commit per
-/// event applied, where `execute` adds a load and a commit of its own. Same outcome as
-/// `execute`: the aggregate's refusal as `UserError`, and another writer's event stored at the
-/// same sequence first as `AggregateConflict` (the transaction is then spoilt: the consumer
-/// rolls it back and retries the event, as it does a conflict of `execute`).
+/// For a consumer: executes `command`, caused by the event `cause`, on the aggregate with that
+/// event's id, inside the consumer's transaction `tx`, so that the command's events commit with
+/// the consumer's checkpoint — one commit per event applied, where `execute` adds a load and a
+/// commit of its own. Same outcome as `execute`: the aggregate's refusal as `UserError`, and
+/// another writer's event stored at the same sequence first as `AggregateConflict` (the
+/// transaction is then spoilt: the consumer rolls it back and retries the event, as it does a
+/// conflict of `execute`).
 ///
 /// # Errors
 /// As `execute`'s.
 pub async fn execute_in<A: Aggregate>(
     tx: &mut PgConnection,
-    id: &str,
+    cause: &crate::EventEnvelope,
     command: A::Command,
     services: &A::Services,
-    metadata: CommandMetadata,
 ) -> Result<(), AggregateError<A::Error>> {
+    let id = &cause.aggregate_id;
     let stored: Vec<(serde_json::Value,)> = sqlx::query_as(
         "SELECT payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2
           ORDER BY sequence",
@@ -199,7 +200,9 @@ pub async fn execute_in<A: Aggregate>(
             .map_err(|e| AggregateError::DeserializationError(Box::new(e)))?;
         aggregate.apply(event);
     }
-    let events = decide(aggregate, command, services, metadata).await?.1;
+    let events = decide(aggregate, command, services, caused_by(cause))
+        .await?
+        .1;
     if events.event_types.is_empty() {
         return Ok(());
     }
@@ -221,16 +224,22 @@ pub async fn execute_in<A: Aggregate>(
     .execute(&mut *tx)
     .await
     .map_err(|error| {
-        let conflict = error
-            .as_database_error()
-            .is_some_and(|e| e.constraint() == Some("events_pkey"));
-        if conflict {
+        if sequence_taken(&error) {
             AggregateError::AggregateConflict
         } else {
             database_error(error)
         }
     })?;
     Ok(())
+}
+
+/// Whether `error` is an insert of events at a sequence another writer stored first (the
+/// events' primary key).
+#[must_use]
+pub fn sequence_taken(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|e| e.constraint() == Some("events_pkey"))
 }
 
 fn database_error<E: std::error::Error>(error: sqlx::Error) -> AggregateError<E> {

@@ -106,15 +106,9 @@ impl EventHandler for FromOrders {
             _ => return Ok(()),
         };
         // The delivery's events commit with this consumer's checkpoint.
-        store::execute_in::<Delivery>(
-            tx,
-            &event.envelope.aggregate_id,
-            command,
-            &(),
-            caused_by(&event.envelope),
-        )
-        .await
-        .map_err(handler_error)
+        store::execute_in::<Delivery>(tx, &event.envelope, command, &())
+            .await
+            .map_err(handler_error)
     }
 }
 
@@ -136,15 +130,7 @@ impl EventHandler for FromKitchen {
             return Ok(());
         };
         let command = DeliveryCommand::MarkReadyForPickup { at: Utc::now() };
-        match store::execute_in::<Delivery>(
-            tx,
-            &event.envelope.aggregate_id,
-            command,
-            &(),
-            caused_by(&event.envelope),
-        )
-        .await
-        {
+        match store::execute_in::<Delivery>(tx, &event.envelope, command, &()).await {
             Ok(()) => Ok(()),
             // The kitchen's stream and the orders stream are read by two consumers: the ticket
             // may be ready before this service has seen the order, however long the orders

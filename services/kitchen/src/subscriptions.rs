@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use brigade_domain::kitchen::{NewTicketItem, Ticket, TicketCommand};
 use brigade_domain::ordering::{ChosenOption, OrderEvent};
-use brigade_nats::store::{self, caused_by, handler_error};
+use brigade_nats::store::{self, handler_error};
 use brigade_nats::{EventHandler, HandlerError, ReceivedEvent, Subscription};
 use chrono::Utc;
 use sqlx::PgConnection;
@@ -74,14 +74,8 @@ impl EventHandler for FromOrders {
             _ => return Ok(()),
         };
         // The ticket's events commit with this consumer's checkpoint.
-        store::execute_in::<Ticket>(
-            tx,
-            &event.envelope.aggregate_id,
-            command,
-            &(),
-            caused_by(&event.envelope),
-        )
-        .await
-        .map_err(handler_error)
+        store::execute_in::<Ticket>(tx, &event.envelope, command, &())
+            .await
+            .map_err(handler_error)
     }
 }

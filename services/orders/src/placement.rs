@@ -69,7 +69,8 @@ SELECT order_id FROM claim";
 /// under `claim` with its `booking`. Run it with [`crate::kitchen_capacity::Reservation::commit`]:
 /// it returns the order id when the order is stored, no row when the key stands for another
 /// order (or for this one, stored by a concurrent request: look the key up), and a unique
-/// violation on the events' key when an order with this id exists already.
+/// violation on the events' key ([`brigade_nats::store::sequence_taken`]) when an order with
+/// this id exists already.
 pub fn statement<'q>(
     claim: KeyClaim<'q>,
     order_id: Uuid,
@@ -89,13 +90,4 @@ pub fn statement<'q>(
         .bind(&events.metadata)
         .bind(booking.ready_at)
         .bind(booking.scheduled_for)
-}
-
-/// Whether `error` says the order's events exist already (stored under the same id by a
-/// concurrent request holding the same claim).
-#[must_use]
-pub fn already_stored(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .is_some_and(|e| e.constraint() == Some("events_pkey"))
 }

@@ -239,7 +239,10 @@ impl EventHandler for FromKitchen {
             .decode()
             .map_err(|e| HandlerError::Permanent(format!("not a ticket event: {e}")))?;
         match from_ticket(ticket_event) {
-            Some(command) => execute(tx, event, command).await,
+            // The order's events commit with this consumer's checkpoint.
+            Some(command) => store::execute_in::<Order>(tx, &event.envelope, command, &())
+                .await
+                .map_err(handler_error),
             None => Ok(()),
         }
     }
@@ -283,28 +286,13 @@ impl EventHandler for FromDelivery {
                     "picked up before the kitchen's ready arrived; waiting for it".to_owned(),
                 ))
             }
-            Some(command) => execute(tx, event, command).await,
+            // The order's events commit with this consumer's checkpoint.
+            Some(command) => store::execute_in::<Order>(tx, &event.envelope, command, &())
+                .await
+                .map_err(handler_error),
             None => Ok(()),
         }
     }
-}
-
-/// Issues `command` on the order the event is about, as the system, caused by the event, in
-/// the consumer's transaction: the order's events commit with the consumer's checkpoint.
-async fn execute(
-    tx: &mut PgConnection,
-    event: &ReceivedEvent,
-    command: OrderCommand,
-) -> Result<(), HandlerError> {
-    store::execute_in::<Order>(
-        tx,
-        &event.envelope.aggregate_id,
-        command,
-        &(),
-        caused_by(&event.envelope),
-    )
-    .await
-    .map_err(handler_error)
 }
 
 #[cfg(test)]

@@ -485,7 +485,7 @@ impl OrdersApi {
                 scheduled_for: order.scheduled_for(),
             }),
             Ok(None) => Err(Attempt::KeyTaken),
-            Err(error) if placement::already_stored(&error) => Err(Attempt::KeyTaken),
+            Err(error) if store::sequence_taken(&error) => Err(Attempt::KeyTaken),
             Err(error) => Err(Attempt::Failed(read_problem(&error))),
         }
     }
