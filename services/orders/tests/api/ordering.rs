@@ -14,6 +14,11 @@ async fn orders_of(app: &TestApp, token: &str) -> Value {
     list.body
 }
 
+/// The id of the menu's dish named `name`.
+async fn dish_id(app: &TestApp, name: &str) -> String {
+    app.dish(name).await["id"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn an_order_is_priced_from_the_menu_whatever_the_client_says() {
     let app = TestApp::spawn().await;
@@ -69,10 +74,7 @@ async fn an_order_is_priced_from_the_menu_whatever_the_client_says() {
 async fn an_unknown_dish_is_refused_with_its_field_and_nothing_is_stored() {
     let app = TestApp::spawn().await;
     let (_, customer) = app.customer();
-    let cafe = app.dish("Café expresso").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cafe = dish_id(&app, "Café expresso").await;
 
     let unknown = Uuid::new_v4().to_string();
     let refused = app
@@ -97,10 +99,7 @@ async fn an_unknown_dish_is_refused_with_its_field_and_nothing_is_stored() {
 async fn quantities_outside_one_to_fifty_are_refused() {
     let app = TestApp::spawn().await;
     let (_, customer) = app.customer();
-    let cafe = app.dish("Café expresso").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cafe = dish_id(&app, "Café expresso").await;
 
     for quantity in [0, -1, 51, 5_000_000_000] {
         let refused = app
@@ -127,10 +126,7 @@ async fn quantities_outside_one_to_fifty_are_refused() {
 async fn an_empty_order_a_missing_address_and_a_long_note_are_refused_with_their_field() {
     let app = TestApp::spawn().await;
     let (_, customer) = app.customer();
-    let cafe = app.dish("Café expresso").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cafe = dish_id(&app, "Café expresso").await;
     let mut no_address = order_of(&[(&cafe, 1)]);
     no_address
         .as_object_mut()
@@ -200,10 +196,7 @@ async fn malformed_json_is_a_400_problem() {
 async fn only_a_customer_with_an_idempotency_key_places_an_order() {
     let app = TestApp::spawn().await;
     let (_, customer) = app.customer();
-    let cafe = app.dish("Café expresso").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cafe = dish_id(&app, "Café expresso").await;
     let body = order_of(&[(&cafe, 1)]);
 
     let without_key = app.post("/orders", &customer, Some(body.clone())).await;
@@ -236,10 +229,7 @@ async fn only_a_customer_with_an_idempotency_key_places_an_order() {
 async fn a_retry_with_the_same_key_answers_with_the_same_order() {
     let app = TestApp::spawn().await;
     let (_, customer) = app.customer();
-    let cafe = app.dish("Café expresso").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cafe = dish_id(&app, "Café expresso").await;
     let body = order_of(&[(&cafe, 2)]);
 
     let first = app.place(&customer, "retry-me", &body).await;
@@ -267,10 +257,7 @@ async fn a_retry_with_the_same_key_answers_with_the_same_order() {
 async fn the_same_key_sent_concurrently_places_one_order() {
     let app = TestApp::spawn().await;
     let (_, customer) = app.customer();
-    let cafe = app.dish("Café expresso").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cafe = dish_id(&app, "Café expresso").await;
     let body = order_of(&[(&cafe, 1)]);
 
     let answers =
@@ -296,10 +283,7 @@ async fn the_same_key_sent_concurrently_places_one_order() {
 async fn a_refused_order_frees_its_key_for_the_corrected_request() {
     let app = TestApp::spawn().await;
     let (_, customer) = app.customer();
-    let cafe = app.dish("Café expresso").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cafe = dish_id(&app, "Café expresso").await;
 
     let refused = app
         .place(&customer, "fix-me", &order_of(&[(&cafe, 0)]))
@@ -318,10 +302,7 @@ async fn a_retry_after_the_dish_sold_out_answers_with_the_order_placed() {
     let app = TestApp::spawn().await;
     let manager = app.token(Role::Manager);
     let (_, customer) = app.customer();
-    let cafe = app.dish("Café expresso").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cafe = dish_id(&app, "Café expresso").await;
     let body = order_of(&[(&cafe, 1)]);
     let first = app.place(&customer, "sold-out-since", &body).await;
     assert_eq!(first.status, 201, "{}", first.body);
@@ -353,10 +334,7 @@ async fn a_retry_after_the_dish_sold_out_answers_with_the_order_placed() {
 async fn the_order_its_key_and_its_kitchen_slot_are_stored_together() {
     let app = TestApp::spawn().await;
     let (customer_id, customer) = app.customer();
-    let cafe = app.dish("Café expresso").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cafe = dish_id(&app, "Café expresso").await;
 
     let placed = app
         .place(&customer, "together", &order_of(&[(&cafe, 2)]))
@@ -411,10 +389,7 @@ async fn a_key_claimed_without_its_order_places_the_order_under_the_claimed_id()
     // left a key standing for an order id with no order. The retry places it under that id.
     let app = TestApp::spawn().await;
     let (customer_id, customer) = app.customer();
-    let cafe = app.dish("Café expresso").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cafe = dish_id(&app, "Café expresso").await;
     let body = order_of(&[(&cafe, 1)]);
     let first = app.place(&customer, "crashed", &body).await;
     assert_eq!(first.status, 201, "{}", first.body);
