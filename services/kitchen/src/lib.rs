@@ -40,7 +40,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     .await?;
     let tickets = brigade_nats::store::event_store::<Ticket>(service.pool.clone(), ());
     service.run_relay();
-    for subscription in consumers(&service.pool) {
+    for subscription in consumers() {
         service.subscribe(subscription);
     }
     // Tokens of accounts disabled in identity stop working here too.
@@ -86,7 +86,7 @@ fn lanes_per_station() -> u32 {
 /// Every durable consumer of the kitchen: what it does with other services' events, and its
 /// read models. `brigade dead-letters replay` finds a parked message's handler here.
 #[must_use]
-pub fn consumers(_pool: &sqlx::PgPool) -> Vec<brigade_nats::Subscription> {
+pub fn consumers() -> Vec<brigade_nats::Subscription> {
     let mut all = subscriptions::all();
     all.push(kitchen_queue::subscription());
     all.push(kitchen_queue::dishes_subscription());
