@@ -1,11 +1,17 @@
 //! The outbox relay: moves committed events from the outbox table to JetStream.
 //!
 //! One relay is active per service database (held with `pg_try_advisory_lock` on a dedicated
-//! connection; other replicas wait as standbys). It takes unpublished rows in outbox order with
-//! `FOR UPDATE SKIP LOCKED`, publishes each with `Nats-Msg-Id` = `{aggregate}:{id}:{sequence}`,
-//! awaits every publish ack, then marks the rows published in the same transaction. A crash
-//! anywhere in between leaves the rows unpublished: they are sent again, and JetStream drops
-//! the duplicates by message id. It wakes on the trigger's `NOTIFY` and polls as a fallback.
+//! connection; other replicas wait as standbys). It takes unpublished rows in outbox order,
+//! publishes each with `Nats-Msg-Id` = `{aggregate}:{id}:{sequence}`, awaits every publish ack,
+//! and only then marks the rows published. A crash anywhere in between leaves the rows
+//! unpublished: they are sent again, and JetStream drops the duplicates by message id. It wakes
+//! on the trigger's `NOTIFY` and polls as a fallback.
+//!
+//! One statement a batch: the statement that takes the next rows also marks the rows of the
+//! batch before (a data-modifying `WITH`), so under load the relay makes one round trip to
+//! PostgreSQL per batch where a transaction (`BEGIN`, take, mark, `COMMIT`) made four. The
+//! advisory lock is what keeps a second relay away, so the rows need no row lock. Rows
+//! published while nothing else comes are marked on their own after [`MARK_DELAY`].
 //!
 //! Per-aggregate order holds because two events of one aggregate are never in flight in two
 //! transactions at once (postgres-es's primary key on the sequence forbids it), and one relay
@@ -27,6 +33,10 @@ use crate::{Bus, EventEnvelope};
 const RELAY_LOCK: i64 = 7_163_402_020;
 const BATCH: i64 = 256;
 const POLL: Duration = Duration::from_millis(500);
+/// How long rows published may wait to be marked by the next batch's statement before they are
+/// marked on their own: the outbox backlog (`/metrics`, `brigade outbox status`) counts them
+/// for that long at most.
+const MARK_DELAY: Duration = Duration::from_millis(20);
 /// Published rows are kept this long, so an operator can republish them after a NATS disaster
 /// (JetStream acknowledges before it fsyncs by default).
 const RETENTION: &str = "7 days";
@@ -107,11 +117,13 @@ impl OutboxRelay {
             .map_err(|e| RelayError::Publish(e.to_string()))?;
         let mut last_cleanup = tokio::time::Instant::now();
         let mut backoff = Backoff::default();
+        // Rows NATS acknowledged, not marked yet: the next batch's statement marks them.
+        let mut published = Vec::new();
         loop {
             if *shutdown.borrow() {
-                return self.publish_the_rest(&mut conn).await;
+                return self.publish_the_rest(&mut conn, &mut published).await;
             }
-            match self.publish_batch(&mut conn).await {
+            match self.publish_batch(&mut conn, &mut published).await {
                 Ok(n) => {
                     backoff.reset();
                     if n == BATCH as usize {
@@ -136,15 +148,31 @@ impl OutboxRelay {
                 .await?;
                 last_cleanup = tokio::time::Instant::now();
             }
-            tokio::select! {
-                notification = listener.recv() => {
-                    notification?;
-                    // One batch serves every event committed so far: the notifications of the
-                    // others are already answered (one each would be an empty batch each).
-                    while listener.next_buffered().is_some() {}
+            // Waits for the next event, marking what was published if none comes soon.
+            loop {
+                let wait = if published.is_empty() {
+                    POLL
+                } else {
+                    MARK_DELAY
+                };
+                tokio::select! {
+                    notification = listener.recv() => {
+                        notification?;
+                        // One batch serves every event committed so far: the notifications of
+                        // the others are already answered (one each would be an empty batch each).
+                        while listener.next_buffered().is_some() {}
+                        break;
+                    }
+                    () = tokio::time::sleep(wait) => {
+                        if published.is_empty() {
+                            break;
+                        }
+                        mark(&mut conn, &mut published).await?;
+                    }
+                    _ = shutdown.changed() => {
+                        return self.publish_the_rest(&mut conn, &mut published).await;
+                    }
                 }
-                () = tokio::time::sleep(POLL) => {}
-                _ = shutdown.changed() => return self.publish_the_rest(&mut conn).await,
             }
         }
     }
@@ -153,12 +181,16 @@ impl OutboxRelay {
     /// requests, so the events of its last requests leave with it instead of waiting for its
     /// next start (or a standby's). The runtime bounds how long it may take; a failure leaves
     /// the rows for the next relay, as at any other time.
-    async fn publish_the_rest(&self, conn: &mut PgConnection) -> Result<(), RelayError> {
-        let mut published = 0;
+    async fn publish_the_rest(
+        &self,
+        conn: &mut PgConnection,
+        published: &mut Vec<i64>,
+    ) -> Result<(), RelayError> {
+        let mut count = 0;
         loop {
-            match self.publish_batch(conn).await {
+            match self.publish_batch(conn, published).await {
                 Ok(n) => {
-                    published += n;
+                    count += n;
                     if n < BATCH as usize {
                         break;
                     }
@@ -169,28 +201,41 @@ impl OutboxRelay {
                 }
             }
         }
-        if published > 0 {
+        if let Err(error) = mark(conn, published).await {
+            tracing::warn!(service = self.service, %error, "published rows left unmarked: the next relay sends them again");
+        }
+        if count > 0 {
             tracing::info!(
                 service = self.service,
-                published,
+                published = count,
                 "outbox published before stopping"
             );
         }
         Ok(())
     }
 
-    /// Publishes up to one batch of pending rows; returns how many.
-    async fn publish_batch(&self, conn: &mut PgConnection) -> Result<usize, RelayError> {
-        let mut tx = conn.begin().await?;
+    /// Marks the rows of `published` (the batch before) and takes up to one batch of pending
+    /// rows, in one statement; publishes them and, once NATS acknowledged every one, leaves
+    /// their ids in `published` for the next call to mark. Returns how many it took.
+    async fn publish_batch(
+        &self,
+        conn: &mut PgConnection,
+        published: &mut Vec<i64>,
+    ) -> Result<usize, RelayError> {
+        // The `WITH` runs to completion whether or not the query reads it, and the query sees
+        // the rows as they were before it: hence `<> ALL`, for the rows it has just marked.
         let rows = sqlx::query(
-            "SELECT id, event_id, aggregate_type, aggregate_id, sequence, event_type,
+            "WITH marked AS (UPDATE outbox SET published_at = now() WHERE id = ANY($1))
+             SELECT id, event_id, aggregate_type, aggregate_id, sequence, event_type,
                     event_version, payload, metadata, recorded_at
-             FROM outbox WHERE published_at IS NULL
-             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+             FROM outbox WHERE published_at IS NULL AND id <> ALL($1)
+             ORDER BY id LIMIT $2",
         )
+        .bind(&*published)
         .bind(BATCH)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *conn)
         .await?;
+        published.clear();
         if rows.is_empty() {
             return Ok(0);
         }
@@ -217,13 +262,21 @@ impl OutboxRelay {
         try_join_all(acks)
             .await
             .map_err(|e| RelayError::Publish(e.to_string()))?;
-        sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        *published = ids;
         Ok(rows.len())
     }
+}
+
+/// Marks rows published on their own (when no batch comes soon after them to do it).
+async fn mark(conn: &mut PgConnection, published: &mut Vec<i64>) -> Result<(), sqlx::Error> {
+    if !published.is_empty() {
+        sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+            .bind(&*published)
+            .execute(&mut *conn)
+            .await?;
+        published.clear();
+    }
+    Ok(())
 }
 
 /// The JetStream publication of one envelope, with the headers consumers route on.
