@@ -34,27 +34,25 @@ pub struct Change {
     pub key: String,
 }
 
-/// Records a change inside the projector's transaction.
+/// Records a change inside the projector's transaction, and notifies it (delivered on commit).
+/// One statement for both: a round trip fewer per change than an insert then a notify.
 ///
 /// # Errors
 /// A database error (the projector's transaction then rolls back and the event is retried).
 pub async fn record(tx: &mut PgConnection, feed: &str, key: &str) -> Result<i64, sqlx::Error> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO projection_changes (feed, key) VALUES ($1, $2) RETURNING id",
+    // A rebuild replays history into a shadow table: nobody is watching that, so it stays quiet.
+    sqlx::query_scalar(
+        "WITH change AS (
+             INSERT INTO projection_changes (feed, key) VALUES ($1, $2) RETURNING id)
+         SELECT id,
+             CASE WHEN coalesce(current_setting('brigade.rebuilding', true), '') <> 'on'
+                  THEN pg_notify('brigade_feed', id || ':' || $1 || ':' || $2)::text END
+         FROM change",
     )
     .bind(feed)
     .bind(key)
     .fetch_one(&mut *tx)
-    .await?;
-    // A rebuild replays history into a shadow table: nobody is watching that, so it stays quiet.
-    sqlx::query(
-        "SELECT pg_notify('brigade_feed', $1)
-         WHERE coalesce(current_setting('brigade.rebuilding', true), '') <> 'on'",
-    )
-    .bind(format!("{id}:{feed}:{key}"))
-    .execute(&mut *tx)
-    .await?;
-    Ok(id)
+    .await
 }
 
 /// Changes of one feed after `after`, oldest first (at most `limit`).
