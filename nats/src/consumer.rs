@@ -25,7 +25,8 @@
 //!
 //! Messages are spread over a few lanes by aggregate id: one aggregate's events are applied
 //! one after the other, different aggregates in parallel. Messages that queue up in a lane
-//! (under load) are applied together, in one transaction, each exactly as above.
+//! (under load) are applied together, in one transaction, each exactly as above; one statement
+//! locks the checkpoints of the whole run and one advances them.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -415,30 +416,43 @@ impl Inner {
         }
     }
 
-    /// `apply` for a run of messages, in one transaction; any error rolls it all back.
+    /// `apply` for a run of messages, in one transaction; any error rolls it all back. The
+    /// checkpoints of every aggregate in the run are locked by one statement and advanced by
+    /// another, where `claim_next` would take one statement a message.
     async fn apply_all(
         &self,
         events: &[(Message, ReceivedEvent)],
     ) -> Result<Vec<Outcome>, HandlerError> {
+        let consumer = &self.subscription.name;
         let mut tx = self.pool.begin().await?;
+        let mut last =
+            lock_checkpoints(&mut tx, consumer, events.iter().map(|(_, e)| &e.envelope)).await?;
         let mut outcomes = Vec::with_capacity(events.len());
+        let mut advanced = false;
         for (message, event) in events {
             let envelope = &event.envelope;
-            if claim_next(&mut tx, &self.subscription.name, envelope).await? {
+            let key = (
+                envelope.aggregate_type.clone(),
+                envelope.aggregate_id.clone(),
+            );
+            let applied = last.get(&key).map_or(0, |(sequence, _)| *sequence);
+            if envelope.sequence == applied + 1 {
                 self.subscription
                     .handler
                     .handle(event, &mut tx)
                     .instrument(self.span(message, event))
                     .await?;
+                last.insert(key, (envelope.sequence, true));
+                advanced = true;
                 outcomes.push(Outcome::Applied);
+            } else if envelope.sequence <= applied {
+                outcomes.push(Outcome::Duplicate);
             } else {
-                let last = last_applied(&mut tx, &self.subscription.name, envelope).await?;
-                outcomes.push(if envelope.sequence <= last {
-                    Outcome::Duplicate
-                } else {
-                    Outcome::Early
-                });
+                outcomes.push(Outcome::Early);
             }
+        }
+        if advanced {
+            advance_checkpoints(&mut tx, consumer, &last).await?;
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -625,6 +639,76 @@ pub(crate) async fn claim_next(
         .await?
     };
     Ok(claimed.rows_affected() == 1)
+}
+
+/// The last sequence applied of each aggregate a batch names, by `(type, id)`, each with
+/// `false` (not advanced yet); the rows are created at 0 where missing and stay locked until
+/// the transaction ends, as `claim_next` leaves the one it advances. One statement for the
+/// whole batch (a conflict's no-op update is what locks an existing row and returns it).
+async fn lock_checkpoints<'a>(
+    tx: &mut PgConnection,
+    consumer: &str,
+    envelopes: impl Iterator<Item = &'a EventEnvelope>,
+) -> Result<Checkpoints, sqlx::Error> {
+    let mut keys: Vec<(&str, &str)> = envelopes
+        .map(|e| (e.aggregate_type.as_str(), e.aggregate_id.as_str()))
+        .collect();
+    // One row each (a statement may not update a row twice), in a fixed order.
+    keys.sort_unstable();
+    keys.dedup();
+    let (types, ids): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "INSERT INTO consumer_checkpoints AS c (consumer, aggregate_type, aggregate_id, last_sequence)
+         SELECT $1, aggregate_type, aggregate_id, 0
+         FROM unnest($2::text[], $3::text[]) AS b(aggregate_type, aggregate_id)
+         ON CONFLICT (consumer, aggregate_type, aggregate_id)
+         DO UPDATE SET last_sequence = c.last_sequence
+         RETURNING c.aggregate_type, c.aggregate_id, c.last_sequence",
+    )
+    .bind(consumer)
+    .bind(&types)
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(aggregate_type, aggregate_id, last)| ((aggregate_type, aggregate_id), (last, false)))
+        .collect())
+}
+
+/// Per `(aggregate type, aggregate id)`: the last sequence applied, and whether this batch
+/// advanced it.
+type Checkpoints = std::collections::HashMap<(String, String), (i64, bool)>;
+
+/// Writes the checkpoints a batch advanced, in one statement.
+async fn advance_checkpoints(
+    tx: &mut PgConnection,
+    consumer: &str,
+    checkpoints: &Checkpoints,
+) -> Result<(), sqlx::Error> {
+    let mut types = Vec::new();
+    let mut ids = Vec::new();
+    let mut sequences = Vec::new();
+    for ((aggregate_type, aggregate_id), (sequence, advanced)) in checkpoints {
+        if *advanced {
+            types.push(aggregate_type.as_str());
+            ids.push(aggregate_id.as_str());
+            sequences.push(*sequence);
+        }
+    }
+    sqlx::query(
+        "UPDATE consumer_checkpoints c SET last_sequence = b.last_sequence, updated_at = now()
+         FROM unnest($2::text[], $3::text[], $4::bigint[]) AS b(aggregate_type, aggregate_id, last_sequence)
+         WHERE c.consumer = $1 AND c.aggregate_type = b.aggregate_type
+           AND c.aggregate_id = b.aggregate_id",
+    )
+    .bind(consumer)
+    .bind(&types)
+    .bind(&ids)
+    .bind(&sequences)
+    .execute(&mut *tx)
+    .await
+    .map(|_| ())
 }
 
 /// The last sequence applied by one consumer to one aggregate (0: none), without locking.

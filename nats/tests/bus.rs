@@ -308,6 +308,59 @@ async fn messages_that_queue_up_are_applied_together_yet_once_each_and_in_order(
     fixture.cleanup().await;
 }
 
+/// A queue of messages with nothing failing: the lanes apply it in runs, one transaction and
+/// two checkpoint statements a run, and still each message once, in order, duplicates and
+/// early ones recognised inside a run as between runs.
+#[tokio::test]
+async fn a_queue_is_applied_in_runs_with_every_checkpoint_where_it_belongs() {
+    let fixture = Fixture::new().await;
+    let ids: Vec<String> = (0..6).map(|_| Uuid::new_v4().to_string()).collect();
+    let mut messages = 0;
+    for sequence in 1..=15 {
+        for id in &ids {
+            fixture.publish(id, sequence).await;
+            messages += 1;
+        }
+        // A redelivery right behind its original, and an event ahead of its predecessor.
+        fixture.publish(&ids[0], sequence).await;
+        messages += 1;
+        if sequence + 2 <= 15 {
+            fixture.publish(&ids[1], sequence + 2).await;
+            messages += 1;
+        }
+    }
+    let commits = || async {
+        let commits: i64 = sqlx::query_scalar(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .fetch_one(&fixture.pool)
+        .await
+        .unwrap();
+        commits
+    };
+    let before = commits().await;
+    fixture.consume(recorder(0, None), 12);
+    let expected: Vec<i64> = (1..=15).collect();
+    for id in &ids {
+        fixture.wait_for(id, &expected).await;
+    }
+    let checkpoints: Vec<i64> = sqlx::query_scalar(
+        "SELECT last_sequence FROM consumer_checkpoints WHERE consumer = 'test-consumer'",
+    )
+    .fetch_all(&fixture.pool)
+    .await
+    .unwrap();
+    assert_eq!(checkpoints, vec![15; ids.len()]);
+    // The statistics reach pg_stat_database when a backend goes idle: a moment for them.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let transactions = commits().await - before;
+    assert!(
+        transactions < messages,
+        "{messages} messages took {transactions} transactions: none was applied in a run"
+    );
+    fixture.cleanup().await;
+}
+
 #[tokio::test]
 async fn the_relay_publishes_committed_events_in_order_with_their_message_ids() {
     let fixture = Fixture::new().await;
