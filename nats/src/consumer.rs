@@ -125,6 +125,49 @@ pub struct Subscription {
     pub handler: Arc<dyn EventHandler>,
 }
 
+impl Subscription {
+    /// Applies events of this subscription's own service, which the caller has just stored in
+    /// `tx`, in that same transaction, as this subscription's consumer would once the relay had
+    /// published them: each one whose predecessor is applied is claimed on the consumer's
+    /// checkpoint and handled, so that, when it does arrive from the bus, it is a duplicate.
+    /// One is left to the consumer when its predecessor has not been applied yet (it is still
+    /// on its way through the bus). What a projection that a screen watches does with the
+    /// events a consumer's command stores: the screen sees them when that command commits,
+    /// not after a further relay, bus and consumer hop. Returns how many it applied.
+    ///
+    /// # Errors
+    /// The handler's or the database's: the caller's transaction is then spoilt, and rolls
+    /// back whole, the command's events with it.
+    pub async fn apply_in(
+        &self,
+        tx: &mut PgConnection,
+        events: &[EventEnvelope],
+    ) -> Result<usize, HandlerError> {
+        let mut applied = 0;
+        for envelope in events {
+            if !self
+                .aggregate_types
+                .contains(&envelope.aggregate_type.as_str())
+                || !claim_next(tx, &self.name, envelope).await?
+            {
+                continue;
+            }
+            let event = ReceivedEvent {
+                subject: crate::namespace::event_subject(
+                    self.source,
+                    &envelope.aggregate_type,
+                    &envelope.event_type,
+                ),
+                envelope: envelope.clone(),
+                delivered: 1,
+            };
+            self.handler.handle(&event, tx).await?;
+            applied += 1;
+        }
+        Ok(applied)
+    }
+}
+
 /// Counters of one consumer, for `/metrics` and for tests that want to see duplicates dropped.
 #[derive(Debug, Default)]
 pub struct ConsumerStats {

@@ -173,7 +173,9 @@ async fn decide<A: Aggregate>(
 /// commit of its own. Same outcome as `execute`: the aggregate's refusal as `UserError`, and
 /// another writer's event stored at the same sequence first as `AggregateConflict` (the
 /// transaction is then spoilt: the consumer rolls it back and retries the event, as it does a
-/// conflict of `execute`).
+/// conflict of `execute`). Returns the events stored, as the relay will publish them, for a
+/// projection of the same service to apply in the same transaction
+/// ([`crate::Subscription::apply_in`]).
 ///
 /// # Errors
 /// As `execute`'s.
@@ -182,7 +184,7 @@ pub async fn execute_in<A: Aggregate>(
     cause: &crate::EventEnvelope,
     command: A::Command,
     services: &A::Services,
-) -> Result<(), AggregateError<A::Error>> {
+) -> Result<Vec<crate::EventEnvelope>, AggregateError<A::Error>> {
     let id = &cause.aggregate_id;
     let stored: Vec<(serde_json::Value,)> = sqlx::query_as(
         "SELECT payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2
@@ -204,15 +206,16 @@ pub async fn execute_in<A: Aggregate>(
         .await?
         .1;
     if events.event_types.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    sqlx::query(
+    let stored = sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
                              payload, metadata)
          SELECT $1, $2, $3 + event.n, event.event_type, event.event_version,
                 event.payload::json, $7::json
            FROM unnest($4::text[], $5::text[], $6::text[])
-                    WITH ORDINALITY AS event (event_type, event_version, payload, n)",
+                    WITH ORDINALITY AS event (event_type, event_version, payload, n)
+         RETURNING *",
     )
     .bind(events.aggregate_type)
     .bind(id)
@@ -221,7 +224,7 @@ pub async fn execute_in<A: Aggregate>(
     .bind(&events.event_versions)
     .bind(&events.payloads)
     .bind(&events.metadata)
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await
     .map_err(|error| {
         if sequence_taken(&error) {
@@ -230,7 +233,13 @@ pub async fn execute_in<A: Aggregate>(
             database_error(error)
         }
     })?;
-    Ok(())
+    let mut envelopes = stored
+        .iter()
+        .map(crate::EventEnvelope::from_row)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(database_error)?;
+    envelopes.sort_by_key(|envelope| envelope.sequence);
+    Ok(envelopes)
 }
 
 /// Whether `error` is an insert of events at a sequence another writer stored first (the

@@ -361,6 +361,80 @@ async fn a_queue_is_applied_in_runs_with_every_checkpoint_where_it_belongs() {
     fixture.cleanup().await;
 }
 
+/// Stores events of one order in `tx` as `store::execute_in` does: the envelopes stored.
+async fn store_returning(
+    tx: &mut PgConnection,
+    id: String,
+    sequences: Vec<i64>,
+) -> Vec<EventEnvelope> {
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT 'order', $1, s, 'OrderAccepted', '1.0', '{\"OrderAccepted\": {}}', '{}'
+           FROM unnest($2::bigint[]) AS s
+         RETURNING *",
+    )
+    .bind(id)
+    .bind(sequences)
+    .fetch_all(tx)
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| EventEnvelope::from_row(row).unwrap())
+    .collect()
+}
+
+#[tokio::test]
+async fn events_applied_in_the_transaction_that_stores_them_come_from_the_bus_as_duplicates() {
+    let fixture = Fixture::new().await;
+    let subscription = Subscription {
+        name: "test-consumer".into(),
+        source: "orders",
+        aggregate_types: vec!["order"],
+        handler: recorder(0, None),
+    };
+    // `here`: both events applied where they are stored.
+    let here = Uuid::new_v4().to_string();
+    let mut tx = fixture.pool.begin().await.unwrap();
+    let events = store_returning(&mut *tx, here.clone(), vec![1, 2]).await;
+    assert_eq!(subscription.apply_in(&mut tx, &events).await.unwrap(), 2);
+    tx.commit().await.unwrap();
+    // `later`: its first event goes the usual way, so its second cannot be applied before it.
+    let later = Uuid::new_v4().to_string();
+    fixture.store_event(&later, 1).await;
+    let mut tx = fixture.pool.begin().await.unwrap();
+    let events = store_returning(&mut *tx, later.clone(), vec![2]).await;
+    assert_eq!(subscription.apply_in(&mut tx, &events).await.unwrap(), 0);
+    tx.commit().await.unwrap();
+    // `undone`: applied, then rolled back with the events: nothing of it remains.
+    let undone = Uuid::new_v4().to_string();
+    let mut tx = fixture.pool.begin().await.unwrap();
+    let events = store_returning(&mut *tx, undone.clone(), vec![1]).await;
+    assert_eq!(subscription.apply_in(&mut tx, &events).await.unwrap(), 1);
+    tx.rollback().await.unwrap();
+    assert!(fixture.applied(&here).await == [1, 2] && fixture.applied(&undone).await.is_empty());
+
+    tokio::spawn(
+        OutboxRelay::new(fixture.pool.clone(), fixture.bus.clone(), "orders")
+            .run(fixture.stop.subscribe()),
+    );
+    let runner = ConsumerRunner::new(fixture.pool.clone(), fixture.bus.clone(), subscription);
+    let stats = runner.stats();
+    tokio::spawn(runner.run(fixture.stop.subscribe()));
+    fixture.wait_for(&later, &[1, 2]).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while stats.duplicates.load(Ordering::SeqCst) < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        stats.duplicates.load(Ordering::SeqCst),
+        2,
+        "`here` came again"
+    );
+    fixture.wait_for(&here, &[1, 2]).await;
+    assert!(fixture.applied(&undone).await.is_empty());
+    fixture.cleanup().await;
+}
+
 #[tokio::test]
 async fn the_relay_publishes_committed_events_in_order_with_their_message_ids() {
     let fixture = Fixture::new().await;

@@ -108,6 +108,7 @@ impl EventHandler for FromOrders {
         // The delivery's events commit with this consumer's checkpoint.
         store::execute_in::<Delivery>(tx, &event.envelope, command, &())
             .await
+            .map(drop)
             .map_err(handler_error)
     }
 }
@@ -131,7 +132,7 @@ impl EventHandler for FromKitchen {
         };
         let command = DeliveryCommand::MarkReadyForPickup { at: Utc::now() };
         match store::execute_in::<Delivery>(tx, &event.envelope, command, &()).await {
-            Ok(()) => Ok(()),
+            Ok(_) => Ok(()),
             // The kitchen's stream and the orders stream are read by two consumers: the ticket
             // may be ready before this service has seen the order, however long the orders
             // consumer lags (seen in the chaos suite: over two minutes of backlog parked such

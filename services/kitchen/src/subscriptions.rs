@@ -5,7 +5,9 @@
 //! | `orders.order.placed` | `Open` — every line becomes a pending item, notes verbatim, options as labels ("Cuisson: saignant") |
 //! | `orders.order.cancelled` | `Cancel` — the ticket leaves the queue |
 //!
-//! Both commands are idempotent on the ticket, so a redelivered event changes nothing.
+//! Both commands are idempotent on the ticket, so a redelivered event changes nothing. The
+//! ticket's new events are applied to the kitchen queue in the same transaction
+//! (`Subscription::apply_in`), so the screen shows an order one hop after it is placed.
 //!
 //! The kitchen also reads `orders.dish.*`, for each dish's station and preparation minutes:
 //! that is a read model, `brigade_projections::kitchen_queue::dishes_subscription`.
@@ -16,6 +18,7 @@ use brigade_domain::kitchen::{NewTicketItem, Ticket, TicketCommand};
 use brigade_domain::ordering::{ChosenOption, OrderEvent};
 use brigade_nats::store::{self, handler_error};
 use brigade_nats::{EventHandler, HandlerError, ReceivedEvent, Subscription};
+use brigade_projections::kitchen_queue;
 use chrono::Utc;
 use sqlx::PgConnection;
 
@@ -26,12 +29,18 @@ pub fn all() -> Vec<Subscription> {
         name: "kitchen-from-orders".to_owned(),
         source: "orders",
         aggregate_types: vec!["order"],
-        handler: Arc::new(FromOrders),
+        handler: Arc::new(FromOrders {
+            queue: kitchen_queue::subscription(),
+        }),
     }]
 }
 
 /// Reacts to the orders service's `order` events.
-pub struct FromOrders;
+pub struct FromOrders {
+    /// The kitchen queue's projector, which applies the ticket's new events in this
+    /// consumer's transaction: a chef's screen shows an order as the kitchen receives it.
+    queue: Subscription,
+}
 
 #[async_trait::async_trait]
 impl EventHandler for FromOrders {
@@ -73,9 +82,12 @@ impl EventHandler for FromOrders {
             OrderEvent::OrderCancelled { .. } => TicketCommand::Cancel { at },
             _ => return Ok(()),
         };
-        // The ticket's events commit with this consumer's checkpoint.
-        store::execute_in::<Ticket>(tx, &event.envelope, command, &())
+        // The ticket's events commit with this consumer's checkpoint, and so does the kitchen
+        // queue's change: one hop from the orders service to the screen, rather than two.
+        let stored = store::execute_in::<Ticket>(tx, &event.envelope, command, &())
             .await
-            .map_err(handler_error)
+            .map_err(handler_error)?;
+        self.queue.apply_in(tx, &stored).await?;
+        Ok(())
     }
 }

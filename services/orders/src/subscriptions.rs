@@ -242,6 +242,7 @@ impl EventHandler for FromKitchen {
             // The order's events commit with this consumer's checkpoint.
             Some(command) => store::execute_in::<Order>(tx, &event.envelope, command, &())
                 .await
+                .map(drop)
                 .map_err(handler_error),
             None => Ok(()),
         }
@@ -289,6 +290,7 @@ impl EventHandler for FromDelivery {
             // The order's events commit with this consumer's checkpoint.
             Some(command) => store::execute_in::<Order>(tx, &event.envelope, command, &())
                 .await
+                .map(drop)
                 .map_err(handler_error),
             None => Ok(()),
         }
