@@ -395,20 +395,20 @@ async fn events_applied_in_the_transaction_that_stores_them_come_from_the_bus_as
     // `here`: both events applied where they are stored.
     let here = Uuid::new_v4().to_string();
     let mut tx = fixture.pool.begin().await.unwrap();
-    let events = store_returning(&mut *tx, here.clone(), vec![1, 2]).await;
+    let events = store_returning(&mut tx, here.clone(), vec![1, 2]).await;
     assert_eq!(subscription.apply_in(&mut tx, &events).await.unwrap(), 2);
     tx.commit().await.unwrap();
     // `later`: its first event goes the usual way, so its second cannot be applied before it.
     let later = Uuid::new_v4().to_string();
     fixture.store_event(&later, 1).await;
     let mut tx = fixture.pool.begin().await.unwrap();
-    let events = store_returning(&mut *tx, later.clone(), vec![2]).await;
+    let events = store_returning(&mut tx, later.clone(), vec![2]).await;
     assert_eq!(subscription.apply_in(&mut tx, &events).await.unwrap(), 0);
     tx.commit().await.unwrap();
     // `undone`: applied, then rolled back with the events: nothing of it remains.
     let undone = Uuid::new_v4().to_string();
     let mut tx = fixture.pool.begin().await.unwrap();
-    let events = store_returning(&mut *tx, undone.clone(), vec![1]).await;
+    let events = store_returning(&mut tx, undone.clone(), vec![1]).await;
     assert_eq!(subscription.apply_in(&mut tx, &events).await.unwrap(), 1);
     tx.rollback().await.unwrap();
     assert!(fixture.applied(&here).await == [1, 2] && fixture.applied(&undone).await.is_empty());
