@@ -23,6 +23,13 @@
 //! event of another stream (`HandlerError::NotYet`) is retried like an early event: for as long
 //! as it takes, never parked.
 //!
+//! A service's subscriptions to one stream share one JetStream consumer ([`Group`]): each
+//! message is pulled and acknowledged once, and applied for every member that reads its
+//! aggregate type in one transaction, each member with its own checkpoint, so each still
+//! applies it exactly once. When one member fails, the others' work is not held back: each is
+//! then applied on its own, and only the one at fault is retried or parked (under its name);
+//! the message is acknowledged once no member needs it again.
+//!
 //! Messages are spread over a few lanes by aggregate id: one aggregate's events are applied
 //! one after the other, different aggregates in parallel. Messages that queue up in a lane
 //! (under load) are applied together, in one transaction, each exactly as above; one statement
@@ -194,7 +201,64 @@ pub fn all_stats() -> Vec<(String, Arc<ConsumerStats>)> {
     registry().lock().map(|r| r.clone()).unwrap_or_default()
 }
 
-/// Runs one subscription until shutdown.
+/// Subscriptions of one service to one stream, served by one JetStream consumer: what
+/// [`ConsumerRunner`] runs. Each member keeps its own name, checkpoints, dead letters and
+/// counters, exactly as when it had a consumer of its own; what they share is the delivery.
+/// An event that several members read (an order's events, which the delivery service both
+/// follows and notifies customers of) is pulled, acknowledged and applied **once**, in one
+/// transaction for all of them, where each member used to receive and commit it on its own.
+pub struct Group {
+    durable: String,
+    source: &'static str,
+    members: Vec<Subscription>,
+}
+
+impl Group {
+    /// A subscription on its own: its consumer bears its name.
+    #[must_use]
+    pub fn single(subscription: Subscription) -> Self {
+        Self {
+            durable: subscription.name.clone(),
+            source: subscription.source,
+            members: vec![subscription],
+        }
+    }
+
+    /// The subscriptions of `service`, one group per stream they read, in the order each
+    /// stream is first named. A group of several is served by the durable consumer
+    /// `{service}-on-{source}` (`delivery-on-orders`); a subscription alone in its group keeps
+    /// a consumer of its own name.
+    #[must_use]
+    pub fn by_source(service: &str, subscriptions: Vec<Subscription>) -> Vec<Self> {
+        let mut groups: Vec<Self> = Vec::new();
+        for subscription in subscriptions {
+            match groups.iter_mut().find(|g| g.source == subscription.source) {
+                Some(group) => group.members.push(subscription),
+                None => groups.push(Self::single(subscription)),
+            }
+        }
+        for group in &mut groups {
+            if group.members.len() > 1 {
+                group.durable = format!("{service}-on-{}", group.source);
+            }
+        }
+        groups
+    }
+
+    /// The JetStream durable consumer that serves this group.
+    #[must_use]
+    pub fn durable(&self) -> &str {
+        &self.durable
+    }
+
+    /// The subscriptions served.
+    #[must_use]
+    pub fn members(&self) -> &[Subscription] {
+        &self.members
+    }
+}
+
+/// Runs one group of subscriptions (or one subscription) until shutdown.
 pub struct ConsumerRunner {
     inner: Arc<Inner>,
     lanes: usize,
@@ -203,31 +267,89 @@ pub struct ConsumerRunner {
 struct Inner {
     pool: PgPool,
     bus: Bus,
-    subscription: Subscription,
+    /// The JetStream durable consumer's name.
+    durable: String,
+    source: &'static str,
+    members: Vec<Member>,
     max_attempts: i64,
+}
+
+/// One subscription of a group, with its counters.
+struct Member {
+    subscription: Subscription,
     stats: Arc<ConsumerStats>,
 }
 
+impl Member {
+    fn name(&self) -> &str {
+        &self.subscription.name
+    }
+
+    fn reads(&self, envelope: &EventEnvelope) -> bool {
+        self.subscription
+            .aggregate_types
+            .contains(&envelope.aggregate_type.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Applied,
     Duplicate,
     Early,
 }
 
+/// What a message received is to a group. It lives for one call, on the stack: boxing the
+/// large variant would only add an allocation per message.
+#[allow(clippy::large_enum_variant)]
+enum Received<'a> {
+    /// An event some members read.
+    Delivery(Delivery<'a>),
+    /// An event of an aggregate type no member reads (see `Inner::receive`): acknowledged.
+    NotOurs(Message),
+    /// No event envelope at all, and why: parked.
+    Unreadable(Message, String),
+}
+
+/// One message received, with the members of the group that read its aggregate type.
+struct Delivery<'a> {
+    message: Message,
+    event: ReceivedEvent,
+    members: Vec<&'a Member>,
+}
+
 impl ConsumerRunner {
+    /// One subscription, on a consumer of its own name.
     #[must_use]
     pub fn new(pool: PgPool, bus: Bus, subscription: Subscription) -> Self {
-        let stats = Arc::new(ConsumerStats::default());
-        if let Ok(mut registry) = registry().lock() {
-            registry.push((subscription.name.clone(), stats.clone()));
-        }
+        Self::group(pool, bus, Group::single(subscription))
+    }
+
+    /// Several subscriptions to one stream, on one consumer (see [`Group`]).
+    #[must_use]
+    pub fn group(pool: PgPool, bus: Bus, group: Group) -> Self {
+        let members = group
+            .members
+            .into_iter()
+            .map(|subscription| {
+                let stats = Arc::new(ConsumerStats::default());
+                if let Ok(mut registry) = registry().lock() {
+                    registry.push((subscription.name.clone(), stats.clone()));
+                }
+                Member {
+                    subscription,
+                    stats,
+                }
+            })
+            .collect();
         Self {
             inner: Arc::new(Inner {
                 pool,
                 bus,
-                subscription,
+                durable: group.durable,
+                source: group.source,
+                members,
                 max_attempts: 12,
-                stats,
             }),
             lanes: 8,
         }
@@ -243,10 +365,20 @@ impl ConsumerRunner {
         self
     }
 
-    /// This consumer's counters.
+    /// The counters of this runner's first (or only) subscription.
     #[must_use]
     pub fn stats(&self) -> Arc<ConsumerStats> {
-        self.inner.stats.clone()
+        self.inner.members[0].stats.clone()
+    }
+
+    /// The counters of the subscription `name` of this runner's group.
+    #[must_use]
+    pub fn stats_of(&self, name: &str) -> Option<Arc<ConsumerStats>> {
+        self.inner
+            .members
+            .iter()
+            .find(|m| m.name() == name)
+            .map(|m| m.stats.clone())
     }
 
     /// Pulls and applies messages until `shutdown` turns true, reconnecting after faults.
@@ -282,7 +414,7 @@ impl ConsumerRunner {
             match self.inner.pull(&lanes, &mut shutdown).await {
                 Ok(()) => break,
                 Err(error) => {
-                    tracing::warn!(consumer = %self.inner.subscription.name, %error, "consumer interrupted; reconnecting");
+                    tracing::warn!(consumer = %self.inner.durable, %error, "consumer interrupted; reconnecting");
                     tokio::select! {
                         () = tokio::time::sleep(backoff.next()) => {}
                         _ = shutdown.changed() => break,
@@ -304,23 +436,36 @@ impl Inner {
         lanes: &[mpsc::Sender<Message>],
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), String> {
-        let sub = &self.subscription;
         let stream = self
             .bus
-            .ensure_stream(sub.source)
+            .ensure_stream(self.source)
             .await
             .map_err(|e| e.to_string())?;
-        let mut filters: Vec<String> = sub
-            .aggregate_types
-            .iter()
-            .map(|aggregate| {
-                self.bus
+        if self.members.len() > 1 {
+            // Before they were grouped, each member had a consumer of its own name: one left
+            // on the server would count its messages as unapplied for ever (`Bus::unapplied`,
+            // `/metrics`). Its checkpoints are the member's, so the group's consumer, which
+            // starts at the stream's first message, skips what it had applied.
+            for member in &self.members {
+                if stream.delete_consumer(member.name()).await.is_ok() {
+                    tracing::info!(consumer = %member.name(), group = %self.durable, "replaced by the group's consumer");
+                }
+            }
+        }
+        let mut filters: Vec<String> = Vec::new();
+        for member in &self.members {
+            for aggregate in &member.subscription.aggregate_types {
+                let filter = self
+                    .bus
                     .namespace
-                    .subject(&format!("{}.{aggregate}.>", sub.source))
-            })
-            .collect();
+                    .subject(&format!("{}.{aggregate}.>", self.source));
+                if !filters.contains(&filter) {
+                    filters.push(filter);
+                }
+            }
+        }
         // One filter goes in `filter_subject`, which every JetStream server honours; several
-        // need `filter_subjects` (NATS 2.10+; older servers deliver everything, see `process`).
+        // need `filter_subjects` (NATS 2.10+; older servers deliver everything, see `receive`).
         let (filter_subject, filter_subjects) = if filters.len() == 1 {
             (filters.remove(0), Vec::new())
         } else {
@@ -328,9 +473,9 @@ impl Inner {
         };
         let consumer = stream
             .get_or_create_consumer(
-                &sub.name,
+                &self.durable,
                 pull::Config {
-                    durable_name: Some(sub.name.clone()),
+                    durable_name: Some(self.durable.clone()),
                     filter_subject,
                     filter_subjects,
                     ack_policy: AckPolicy::Explicit,
@@ -354,7 +499,7 @@ impl Inner {
                         }
                     }
                     Some(Err(error)) => {
-                        tracing::debug!(consumer = %sub.name, %error, "pull stream hiccup");
+                        tracing::debug!(consumer = %self.durable, %error, "pull stream hiccup");
                     }
                     None => return Err("the pull stream ended".to_owned()),
                 },
@@ -363,35 +508,49 @@ impl Inner {
         }
     }
 
-    async fn process(&self, message: Message) {
+    /// Reads a message: its envelope and the members it concerns.
+    fn receive(&self, message: Message) -> Received<'_> {
         let (delivered, pending) = message
             .info()
             .map(|info| (info.delivered, info.pending))
             .unwrap_or((1, 0));
-        self.stats.pending.store(pending, Ordering::Relaxed);
-        let subject = message.subject.to_string();
+        for member in &self.members {
+            member.stats.pending.store(pending, Ordering::Relaxed);
+        }
         let envelope = match serde_json::from_slice::<EventEnvelope>(&message.payload) {
             Ok(envelope) => envelope,
             Err(error) => {
-                let reason = format!("not a Brigade event envelope: {error}");
-                self.park(&message, None, &reason, delivered).await;
-                return;
+                return Received::Unreadable(
+                    message,
+                    format!("not a Brigade event envelope: {error}"),
+                )
             }
         };
         // NATS servers before 2.10 ignore `filter_subjects` and deliver the whole stream: an
-        // event of an aggregate type this subscription did not ask for is none of its business.
-        if !self
-            .subscription
-            .aggregate_types
-            .contains(&envelope.aggregate_type.as_str())
-        {
-            acknowledge(&message).await;
-            return;
+        // event of an aggregate type no member asked for is none of their business.
+        let members: Vec<&Member> = self.members.iter().filter(|m| m.reads(&envelope)).collect();
+        if members.is_empty() {
+            return Received::NotOurs(message);
         }
         let event = ReceivedEvent {
             envelope,
-            subject,
+            subject: message.subject.to_string(),
             delivered,
+        };
+        Received::Delivery(Delivery {
+            message,
+            event,
+            members,
+        })
+    }
+
+    async fn process(&self, message: Message) {
+        let delivery = match self.receive(message) {
+            Received::Delivery(delivery) => delivery,
+            Received::NotOurs(message) => return acknowledge(&message).await,
+            Received::Unreadable(message, reason) => {
+                return self.park_unreadable(message, &reason).await;
+            }
         };
         // At most half of the pool's connections are held by consumer transactions at once,
         // across every consumer of the process: a handler that issues a command needs a second
@@ -399,10 +558,24 @@ impl Inner {
         // such a transaction, none would ever come free (each attempt would time out, and
         // after `max_attempts` the message would be parked). Seen in the chaos suite.
         let permit = in_flight(&self.pool).acquire_owned().await;
-        let span = self.span(&message, &event);
-        let outcome = self.apply(&event).instrument(span).await;
+        let outcomes = match &delivery.members[..] {
+            [member] => vec![self.apply(&delivery, member).await],
+            // Several members: one transaction for all of them, as for a run of messages.
+            members => match self.apply_all(std::slice::from_ref(&delivery)).await {
+                Ok(mut outcomes) => outcomes.remove(0).into_iter().map(Ok).collect(),
+                // One member failed and spoilt the others' work: each on its own, so that
+                // only the one at fault is retried or parked.
+                Err(_) => {
+                    let mut outcomes = Vec::with_capacity(members.len());
+                    for member in members {
+                        outcomes.push(self.apply(&delivery, member).await);
+                    }
+                    outcomes
+                }
+            },
+        };
         drop(permit);
-        self.settle(&message, &event, outcome).await;
+        self.settle(&delivery, outcomes).await;
     }
 
     /// Several messages of one lane in one transaction: what a lane does when messages queue
@@ -413,178 +586,49 @@ impl Inner {
     /// goes through `process` alone, with its own retries and parking: a command a handler
     /// issued before the failure is idempotent, as after a crash.
     async fn process_batch(&self, messages: Vec<Message>) {
-        let mut events = Vec::with_capacity(messages.len());
+        let mut deliveries = Vec::with_capacity(messages.len());
         for message in messages {
-            let (delivered, pending) = message
-                .info()
-                .map(|info| (info.delivered, info.pending))
-                .unwrap_or((1, 0));
-            self.stats.pending.store(pending, Ordering::Relaxed);
-            match serde_json::from_slice::<EventEnvelope>(&message.payload) {
-                Ok(envelope)
-                    if self
-                        .subscription
-                        .aggregate_types
-                        .contains(&envelope.aggregate_type.as_str()) =>
-                {
-                    let subject = message.subject.to_string();
-                    let event = ReceivedEvent {
-                        envelope,
-                        subject,
-                        delivered,
-                    };
-                    events.push((message, event));
+            match self.receive(message) {
+                Received::Delivery(delivery) => deliveries.push(delivery),
+                Received::NotOurs(message) => acknowledge(&message).await,
+                Received::Unreadable(message, reason) => {
+                    self.park_unreadable(message, &reason).await;
                 }
-                // Not an envelope, or not ours: `process` parks or acknowledges it.
-                _ => self.process(message).await,
             }
         }
-        if events.is_empty() {
+        if deliveries.is_empty() {
             return;
         }
         let permit = in_flight(&self.pool).acquire_owned().await;
-        let outcomes = self.apply_all(&events).await;
+        let outcomes = self.apply_all(&deliveries).await;
         drop(permit);
         match outcomes {
             Ok(outcomes) => {
-                for ((message, event), outcome) in events.iter().zip(outcomes) {
-                    self.settle(message, event, Ok(outcome)).await;
+                for (delivery, outcomes) in deliveries.iter().zip(outcomes) {
+                    self.settle(delivery, outcomes.into_iter().map(Ok).collect())
+                        .await;
                 }
             }
             Err(_) => {
-                for (message, _) in events {
-                    self.process(message).await;
+                for delivery in deliveries {
+                    self.process(delivery.message).await;
                 }
             }
         }
     }
 
-    /// `apply` for a run of messages, in one transaction; any error rolls it all back. The
-    /// checkpoints of every aggregate in the run are locked by one statement and advanced by
-    /// another, where `claim_next` would take one statement a message.
-    async fn apply_all(
+    /// Applies one message for one member, in one transaction: its checkpoint is claimed and,
+    /// if the message is its next, its handler runs. Any error rolls the transaction back.
+    async fn apply(
         &self,
-        events: &[(Message, ReceivedEvent)],
-    ) -> Result<Vec<Outcome>, HandlerError> {
-        let consumer = &self.subscription.name;
+        delivery: &Delivery<'_>,
+        member: &Member,
+    ) -> Result<Outcome, HandlerError> {
+        let envelope = &delivery.event.envelope;
         let mut tx = self.pool.begin().await?;
-        let mut last =
-            lock_checkpoints(&mut tx, consumer, events.iter().map(|(_, e)| &e.envelope)).await?;
-        let mut outcomes = Vec::with_capacity(events.len());
-        let mut advanced = false;
-        for (message, event) in events {
-            let envelope = &event.envelope;
-            let key = (
-                envelope.aggregate_type.clone(),
-                envelope.aggregate_id.clone(),
-            );
-            let applied = last.get(&key).map_or(0, |(sequence, _)| *sequence);
-            if envelope.sequence == applied + 1 {
-                self.subscription
-                    .handler
-                    .handle(event, &mut tx)
-                    .instrument(self.span(message, event))
-                    .await?;
-                last.insert(key, (envelope.sequence, true));
-                advanced = true;
-                outcomes.push(Outcome::Applied);
-            } else if envelope.sequence <= applied {
-                outcomes.push(Outcome::Duplicate);
-            } else {
-                outcomes.push(Outcome::Early);
-            }
-        }
-        if advanced {
-            advance_checkpoints(&mut tx, consumer, &last).await?;
-        }
-        tx.commit().await?;
-        Ok(outcomes)
-    }
-
-    /// Acknowledges, delays or parks one message after its outcome.
-    async fn settle(
-        &self,
-        message: &Message,
-        event: &ReceivedEvent,
-        outcome: Result<Outcome, HandlerError>,
-    ) {
-        let delivered = event.delivered;
-        match outcome {
-            Ok(Outcome::Applied) => {
-                self.stats.applied.fetch_add(1, Ordering::Relaxed);
-                acknowledge(message).await;
-            }
-            Ok(Outcome::Duplicate) => {
-                self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
-                acknowledge(message).await;
-            }
-            Ok(Outcome::Early) => {
-                self.stats.out_of_order.fetch_add(1, Ordering::Relaxed);
-                if delivered % 50 == 0 {
-                    tracing::warn!(consumer = %self.subscription.name, message = %event.envelope.message_id(), delivered, "still waiting for an earlier event of this aggregate");
-                }
-                let delay = delay_for_attempt(
-                    u32::try_from(delivered).unwrap_or(u32::MAX),
-                    Duration::from_millis(20),
-                    Duration::from_secs(2),
-                );
-                let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
-            }
-            Err(HandlerError::NotYet(reason)) => {
-                self.stats.out_of_order.fetch_add(1, Ordering::Relaxed);
-                if delivered % 50 == 0 {
-                    tracing::warn!(consumer = %self.subscription.name, message = %event.envelope.message_id(), delivered, %reason, "still waiting for another stream's event");
-                }
-                let delay = delay_for_attempt(
-                    u32::try_from(delivered).unwrap_or(u32::MAX),
-                    Duration::from_millis(200),
-                    Duration::from_secs(5),
-                );
-                let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
-            }
-            Err(HandlerError::Permanent(reason)) => {
-                self.park(message, Some(&event.envelope), &reason, delivered)
-                    .await;
-            }
-            Err(HandlerError::Transient(reason)) if delivered >= self.max_attempts => {
-                let reason = format!("gave up after {delivered} attempts: {reason}");
-                self.park(message, Some(&event.envelope), &reason, delivered)
-                    .await;
-            }
-            Err(HandlerError::Transient(reason)) => {
-                self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(consumer = %self.subscription.name, message = %event.envelope.message_id(), delivered, %reason, "will retry");
-                let delay = delay_for_attempt(
-                    u32::try_from(delivered).unwrap_or(u32::MAX),
-                    Duration::from_millis(200),
-                    Duration::from_secs(30),
-                );
-                let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
-            }
-        }
-    }
-
-    /// The span one event is applied in, continuing the trace its message names.
-    fn span(&self, message: &Message, event: &ReceivedEvent) -> tracing::Span {
-        let header = message
-            .headers
-            .as_ref()
-            .and_then(|headers| headers.get(crate::trace::TRACEPARENT))
-            .map(async_nats::HeaderValue::as_str);
-        crate::trace::consuming_span(
-            &self.subscription.name,
-            &event.subject,
-            header,
-            &event.envelope,
-        )
-    }
-
-    async fn apply(&self, event: &ReceivedEvent) -> Result<Outcome, HandlerError> {
-        let envelope = &event.envelope;
-        let mut tx = self.pool.begin().await?;
-        if !claim_next(&mut tx, &self.subscription.name, envelope).await? {
+        if !claim_next(&mut tx, member.name(), envelope).await? {
             // Not the next event of its aggregate: a duplicate, or one that came early.
-            let last = last_applied(&mut tx, &self.subscription.name, envelope).await?;
+            let last = last_applied(&mut tx, member.name(), envelope).await?;
             drop(tx);
             return Ok(if envelope.sequence <= last {
                 Outcome::Duplicate
@@ -592,24 +636,191 @@ impl Inner {
                 Outcome::Early
             });
         }
-        self.subscription.handler.handle(event, &mut tx).await?;
+        member
+            .subscription
+            .handler
+            .handle(&delivery.event, &mut tx)
+            .instrument(self.span(member, delivery))
+            .await?;
         tx.commit().await?;
         Ok(Outcome::Applied)
     }
 
-    /// Parks a message and acknowledges it for good; if the database is down too, `nak`s it
-    /// so that it is parked (or applied) later.
+    /// `apply` for a run of messages and every member that reads each, in one transaction; any
+    /// error rolls it all back. The checkpoints of every member and aggregate in the run are
+    /// locked by one statement and advanced by another, where `claim_next` would take one
+    /// statement a message and member. A run with nothing to apply (all duplicates or early)
+    /// rolls back: nothing of it needs a commit.
+    async fn apply_all(
+        &self,
+        deliveries: &[Delivery<'_>],
+    ) -> Result<Vec<Vec<Outcome>>, HandlerError> {
+        let mut tx = self.pool.begin().await?;
+        let mut keys = Vec::new();
+        for delivery in deliveries {
+            let envelope = &delivery.event.envelope;
+            for member in &delivery.members {
+                keys.push((
+                    member.name(),
+                    envelope.aggregate_type.as_str(),
+                    envelope.aggregate_id.as_str(),
+                ));
+            }
+        }
+        let mut last = lock_checkpoints(&mut tx, keys).await?;
+        let mut all = Vec::with_capacity(deliveries.len());
+        let mut advanced = false;
+        for delivery in deliveries {
+            let envelope = &delivery.event.envelope;
+            let mut outcomes = Vec::with_capacity(delivery.members.len());
+            for member in &delivery.members {
+                let key = (
+                    member.name().to_owned(),
+                    envelope.aggregate_type.clone(),
+                    envelope.aggregate_id.clone(),
+                );
+                let applied = last.get(&key).map_or(0, |(sequence, _)| *sequence);
+                if envelope.sequence == applied + 1 {
+                    member
+                        .subscription
+                        .handler
+                        .handle(&delivery.event, &mut tx)
+                        .instrument(self.span(member, delivery))
+                        .await?;
+                    last.insert(key, (envelope.sequence, true));
+                    advanced = true;
+                    outcomes.push(Outcome::Applied);
+                } else if envelope.sequence <= applied {
+                    outcomes.push(Outcome::Duplicate);
+                } else {
+                    outcomes.push(Outcome::Early);
+                }
+            }
+            all.push(outcomes);
+        }
+        if advanced {
+            advance_checkpoints(&mut tx, &last).await?;
+            tx.commit().await?;
+        }
+        Ok(all)
+    }
+
+    /// Acknowledges, delays or parks one message after each member's outcome: acknowledged
+    /// once every member has applied it, had it already or parked it; otherwise delayed by
+    /// the shortest wait a member asks for (those that applied it will find it a duplicate).
+    async fn settle(&self, delivery: &Delivery<'_>, outcomes: Vec<Result<Outcome, HandlerError>>) {
+        let Delivery { message, event, .. } = delivery;
+        let delivered = event.delivered;
+        let attempt = u32::try_from(delivered).unwrap_or(u32::MAX);
+        let mut retry: Option<Duration> = None;
+        let mut wait = |delay: Duration| retry = Some(retry.map_or(delay, |d| d.min(delay)));
+        let mut parked = false;
+        for (member, outcome) in delivery.members.iter().zip(outcomes) {
+            let stats = &member.stats;
+            let consumer = member.name();
+            let message_id = event.envelope.message_id();
+            match outcome {
+                Ok(Outcome::Applied) => {
+                    stats.applied.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Outcome::Duplicate) => {
+                    stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Outcome::Early) => {
+                    stats.out_of_order.fetch_add(1, Ordering::Relaxed);
+                    if delivered % 50 == 0 {
+                        tracing::warn!(%consumer, message = %message_id, delivered, "still waiting for an earlier event of this aggregate");
+                    }
+                    wait(delay_for_attempt(
+                        attempt,
+                        Duration::from_millis(20),
+                        Duration::from_secs(2),
+                    ));
+                }
+                Err(HandlerError::NotYet(reason)) => {
+                    stats.out_of_order.fetch_add(1, Ordering::Relaxed);
+                    if delivered % 50 == 0 {
+                        tracing::warn!(%consumer, message = %message_id, delivered, %reason, "still waiting for another stream's event");
+                    }
+                    wait(delay_for_attempt(
+                        attempt,
+                        Duration::from_millis(200),
+                        Duration::from_secs(5),
+                    ));
+                }
+                Err(HandlerError::Permanent(reason)) => {
+                    if self
+                        .park(member, message, Some(&event.envelope), &reason, delivered)
+                        .await
+                    {
+                        parked = true;
+                    } else {
+                        wait(Duration::from_secs(5));
+                    }
+                }
+                Err(HandlerError::Transient(reason)) if delivered >= self.max_attempts => {
+                    let reason = format!("gave up after {delivered} attempts: {reason}");
+                    if self
+                        .park(member, message, Some(&event.envelope), &reason, delivered)
+                        .await
+                    {
+                        parked = true;
+                    } else {
+                        wait(Duration::from_secs(5));
+                    }
+                }
+                Err(HandlerError::Transient(reason)) => {
+                    stats.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(%consumer, message = %message_id, delivered, %reason, "will retry");
+                    wait(delay_for_attempt(
+                        attempt,
+                        Duration::from_millis(200),
+                        Duration::from_secs(30),
+                    ));
+                }
+            }
+        }
+        match retry {
+            Some(delay) => {
+                let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+            }
+            None if parked => {
+                let _ = message.ack_with(AckKind::Term).await;
+            }
+            None => acknowledge(message).await,
+        }
+    }
+
+    /// The span one member applies an event in, continuing the trace its message names.
+    fn span(&self, member: &Member, delivery: &Delivery<'_>) -> tracing::Span {
+        let header = delivery
+            .message
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get(crate::trace::TRACEPARENT))
+            .map(async_nats::HeaderValue::as_str);
+        crate::trace::consuming_span(
+            member.name(),
+            &delivery.event.subject,
+            header,
+            &delivery.event.envelope,
+        )
+    }
+
+    /// Parks a message for one member, moving its checkpoint past it; whether it could (when
+    /// the database is down too, it cannot, and the message is retried to be parked later).
     async fn park(
         &self,
+        member: &Member,
         message: &Message,
         envelope: Option<&EventEnvelope>,
         reason: &str,
         delivered: i64,
-    ) {
-        tracing::error!(consumer = %self.subscription.name, subject = %message.subject, %reason, "parking message in dead letters");
+    ) -> bool {
+        tracing::error!(consumer = %member.name(), subject = %message.subject, %reason, "parking message in dead letters");
         let parked = dead_letters::park(
             &self.pool,
-            &self.subscription.name,
+            member.name(),
             message.subject.as_str(),
             &message.payload,
             envelope,
@@ -619,15 +830,48 @@ impl Inner {
         .await;
         match parked {
             Ok(()) => {
-                self.stats.parked.fetch_add(1, Ordering::Relaxed);
-                let _ = message.ack_with(AckKind::Term).await;
+                member.stats.parked.fetch_add(1, Ordering::Relaxed);
+                true
             }
             Err(error) => {
                 tracing::warn!(%error, "cannot park the message; will retry");
-                let _ = message
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
-                    .await;
+                false
             }
+        }
+    }
+
+    /// Parks a message that is no event envelope, for each member whose aggregate types its
+    /// subject names (each of them would have had it on a consumer of its own), or for all
+    /// when its subject names none.
+    async fn park_unreadable(&self, message: Message, reason: &str) {
+        let delivered = message.info().map_or(1, |info| info.delivered);
+        let subject = message.subject.as_str();
+        let named: Vec<&Member> = self
+            .members
+            .iter()
+            .filter(|member| {
+                member
+                    .subscription
+                    .aggregate_types
+                    .iter()
+                    .any(|aggregate| subject.contains(&format!("{}.{aggregate}.", self.source)))
+            })
+            .collect();
+        let owners = if named.is_empty() {
+            self.members.iter().collect()
+        } else {
+            named
+        };
+        let mut all_parked = true;
+        for member in owners {
+            all_parked &= self.park(member, &message, None, reason, delivered).await;
+        }
+        if all_parked {
+            let _ = message.ack_with(AckKind::Term).await;
+        } else {
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+                .await;
         }
     }
 }
@@ -684,56 +928,63 @@ pub(crate) async fn claim_next(
     Ok(claimed.rows_affected() == 1)
 }
 
-/// The last sequence applied of each aggregate a batch names, by `(type, id)`, each with
-/// `false` (not advanced yet); the rows are created at 0 where missing and stay locked until
-/// the transaction ends, as `claim_next` leaves the one it advances. One statement for the
-/// whole batch (a conflict's no-op update is what locks an existing row and returns it).
-async fn lock_checkpoints<'a>(
+/// The last sequence applied of each `(consumer, aggregate type, aggregate id)` a batch names,
+/// each with `false` (not advanced yet); the rows are created at 0 where missing and stay
+/// locked until the transaction ends, as `claim_next` leaves the one it advances. One
+/// statement for the whole batch (a conflict's no-op update is what locks an existing row and
+/// returns it).
+async fn lock_checkpoints(
     tx: &mut PgConnection,
-    consumer: &str,
-    envelopes: impl Iterator<Item = &'a EventEnvelope>,
+    mut keys: Vec<(&str, &str, &str)>,
 ) -> Result<Checkpoints, sqlx::Error> {
-    let mut keys: Vec<(&str, &str)> = envelopes
-        .map(|e| (e.aggregate_type.as_str(), e.aggregate_id.as_str()))
-        .collect();
     // One row each (a statement may not update a row twice), in a fixed order.
     keys.sort_unstable();
     keys.dedup();
-    let (types, ids): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+    let mut consumers = Vec::with_capacity(keys.len());
+    let mut types = Vec::with_capacity(keys.len());
+    let mut ids = Vec::with_capacity(keys.len());
+    for (consumer, aggregate_type, aggregate_id) in keys {
+        consumers.push(consumer);
+        types.push(aggregate_type);
+        ids.push(aggregate_id);
+    }
+    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
         "INSERT INTO consumer_checkpoints AS c (consumer, aggregate_type, aggregate_id, last_sequence)
-         SELECT $1, aggregate_type, aggregate_id, 0
-         FROM unnest($2::text[], $3::text[]) AS b(aggregate_type, aggregate_id)
+         SELECT consumer, aggregate_type, aggregate_id, 0
+         FROM unnest($1::text[], $2::text[], $3::text[]) AS b(consumer, aggregate_type, aggregate_id)
          ON CONFLICT (consumer, aggregate_type, aggregate_id)
          DO UPDATE SET last_sequence = c.last_sequence
-         RETURNING c.aggregate_type, c.aggregate_id, c.last_sequence",
+         RETURNING c.consumer, c.aggregate_type, c.aggregate_id, c.last_sequence",
     )
-    .bind(consumer)
+    .bind(&consumers)
     .bind(&types)
     .bind(&ids)
     .fetch_all(&mut *tx)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(aggregate_type, aggregate_id, last)| ((aggregate_type, aggregate_id), (last, false)))
+        .map(|(consumer, aggregate_type, aggregate_id, last)| {
+            ((consumer, aggregate_type, aggregate_id), (last, false))
+        })
         .collect())
 }
 
-/// Per `(aggregate type, aggregate id)`: the last sequence applied, and whether this batch
-/// advanced it.
-type Checkpoints = std::collections::HashMap<(String, String), (i64, bool)>;
+/// Per `(consumer, aggregate type, aggregate id)`: the last sequence applied, and whether this
+/// batch advanced it.
+type Checkpoints = std::collections::HashMap<(String, String, String), (i64, bool)>;
 
 /// Writes the checkpoints a batch advanced, in one statement.
 async fn advance_checkpoints(
     tx: &mut PgConnection,
-    consumer: &str,
     checkpoints: &Checkpoints,
 ) -> Result<(), sqlx::Error> {
+    let mut consumers = Vec::new();
     let mut types = Vec::new();
     let mut ids = Vec::new();
     let mut sequences = Vec::new();
-    for ((aggregate_type, aggregate_id), (sequence, advanced)) in checkpoints {
+    for ((consumer, aggregate_type, aggregate_id), (sequence, advanced)) in checkpoints {
         if *advanced {
+            consumers.push(consumer.as_str());
             types.push(aggregate_type.as_str());
             ids.push(aggregate_id.as_str());
             sequences.push(*sequence);
@@ -741,11 +992,12 @@ async fn advance_checkpoints(
     }
     sqlx::query(
         "UPDATE consumer_checkpoints c SET last_sequence = b.last_sequence, updated_at = now()
-         FROM unnest($2::text[], $3::text[], $4::bigint[]) AS b(aggregate_type, aggregate_id, last_sequence)
-         WHERE c.consumer = $1 AND c.aggregate_type = b.aggregate_type
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+              AS b(consumer, aggregate_type, aggregate_id, last_sequence)
+         WHERE c.consumer = b.consumer AND c.aggregate_type = b.aggregate_type
            AND c.aggregate_id = b.aggregate_id",
     )
-    .bind(consumer)
+    .bind(&consumers)
     .bind(&types)
     .bind(&ids)
     .bind(&sequences)

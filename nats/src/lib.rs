@@ -11,7 +11,8 @@
 //! - [`namespace`]: stream and subject names (`orders.order.placed`), prefixed in tests;
 //! - [`envelope`]: the wire format of one event on the bus;
 //! - [`consumer`]: durable pull consumers that apply each event once, in order per aggregate,
-//!   retry transient failures with a growing delay and park the hopeless ones;
+//!   retry transient failures with a growing delay and park the hopeless ones; a service's
+//!   subscriptions to one stream share one consumer and one transaction per message;
 //! - [`dead_letters`]: the parked messages, listed, replayed or discarded by managers;
 //! - [`trace`]: the `traceparent` that lets one trace follow an order across services.
 #![forbid(unsafe_code)]
@@ -27,7 +28,9 @@ pub mod store;
 pub mod trace;
 
 pub use bus::{Bus, BusError};
-pub use consumer::{ConsumerRunner, EventHandler, HandlerError, ReceivedEvent, Subscription};
+pub use consumer::{
+    ConsumerRunner, EventHandler, Group, HandlerError, ReceivedEvent, Subscription,
+};
 pub use envelope::EventEnvelope;
 pub use namespace::Namespace;
 pub use relay::OutboxRelay;

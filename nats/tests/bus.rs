@@ -59,9 +59,14 @@ impl Fixture {
 
     /// Publishes an envelope as the orders relay would (no message id: tests send duplicates on purpose).
     async fn publish(&self, aggregate_id: &str, sequence: i64) {
+        self.publish_as("order", aggregate_id, sequence).await;
+    }
+
+    /// Publishes an event of another aggregate type of the orders stream.
+    async fn publish_as(&self, aggregate_type: &str, aggregate_id: &str, sequence: i64) {
         let envelope = EventEnvelope {
             event_id: Uuid::new_v4(),
-            aggregate_type: "order".into(),
+            aggregate_type: aggregate_type.into(),
             aggregate_id: aggregate_id.into(),
             sequence,
             event_type: "OrderPlaced".into(),
@@ -70,12 +75,17 @@ impl Fixture {
             metadata: Default::default(),
             recorded_at: chrono::Utc::now(),
         };
-        self.publish_raw(serde_json::to_vec(&envelope).unwrap())
+        let subject = format!("orders.{aggregate_type}.placed");
+        self.publish_to(&subject, serde_json::to_vec(&envelope).unwrap())
             .await;
     }
 
     async fn publish_raw(&self, body: Vec<u8>) {
-        let subject = self.bus.namespace.subject("orders.order.placed");
+        self.publish_to("orders.order.placed", body).await;
+    }
+
+    async fn publish_to(&self, subject: &str, body: Vec<u8>) {
+        let subject = self.bus.namespace.subject(subject);
         self.bus
             .jetstream
             .publish(subject, body.into())
@@ -623,5 +633,273 @@ async fn a_dead_letter_replayed_after_the_fix_is_applied_once_and_closed() {
     let again =
         brigade_nats::dead_letters::replay(&fixture.pool, letter.id, handler.as_ref()).await;
     assert!(again.is_err(), "a replayed letter is closed");
+    fixture.cleanup().await;
+}
+
+/// A member of a consumer group in the tests below: records what it applies under its own
+/// name; fails the first `failures` attempts of sequence 1 and can never apply `poison`.
+struct Member {
+    name: &'static str,
+    failures: AtomicU32,
+    poison: Option<i64>,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for Member {
+    async fn handle(
+        &self,
+        event: &ReceivedEvent,
+        tx: &mut PgConnection,
+    ) -> Result<(), HandlerError> {
+        let envelope = &event.envelope;
+        if Some(envelope.sequence) == self.poison {
+            return Err(HandlerError::Permanent(format!(
+                "{} can never apply this",
+                self.name
+            )));
+        }
+        if envelope.sequence == 1 && self.failures.load(Ordering::SeqCst) > 0 {
+            self.failures.fetch_sub(1, Ordering::SeqCst);
+            return Err(HandlerError::Transient("the database blinked".into()));
+        }
+        sqlx::query("INSERT INTO applied_by (member, aggregate_id, sequence) VALUES ($1, $2, $3)")
+            .bind(self.name)
+            .bind(&envelope.aggregate_id)
+            .bind(envelope.sequence)
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
+}
+
+fn member(
+    name: &'static str,
+    aggregate_types: Vec<&'static str>,
+    failures: u32,
+    poison: Option<i64>,
+) -> Subscription {
+    Subscription {
+        name: name.into(),
+        source: "orders",
+        aggregate_types,
+        handler: Arc::new(Member {
+            name,
+            failures: AtomicU32::new(failures),
+            poison,
+        }),
+    }
+}
+
+impl Fixture {
+    async fn with_members() -> Self {
+        let fixture = Self::new().await;
+        sqlx::query("CREATE TABLE applied_by (member text, aggregate_id text, sequence bigint)")
+            .execute(&fixture.pool)
+            .await
+            .unwrap();
+        fixture
+    }
+
+    /// Waits until `member` has applied `expected` of `aggregate_id`, then checks it applied
+    /// exactly that, in that order.
+    async fn wait_for_member(&self, member: &str, aggregate_id: &str, expected: &[i64]) {
+        let applied = || async {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT sequence FROM applied_by WHERE member = $1 AND aggregate_id = $2 ORDER BY ctid",
+            )
+            .bind(member)
+            .bind(aggregate_id)
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while applied().await.len() < expected.len() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(applied().await, expected, "{member} of {aggregate_id}");
+    }
+
+    /// The durable consumers of the orders stream, by name.
+    async fn consumer_names(&self) -> Vec<String> {
+        let stream = self.bus.ensure_stream("orders").await.unwrap();
+        let mut names: Vec<String> = stream
+            .consumers()
+            .map(|info| info.unwrap().name)
+            .collect()
+            .await;
+        names.sort();
+        names
+    }
+}
+
+/// Three subscriptions to one stream, two of them to the same aggregate type, on one
+/// JetStream consumer: every member applies each of its events once and in order, whether
+/// the messages come one by one or queue up, and a member is given only its aggregate types
+/// (also a message that is no event: parked for those that read its subject's type).
+#[tokio::test]
+async fn a_group_applies_each_event_once_for_each_member_that_reads_it() {
+    let fixture = Fixture::with_members().await;
+    let early = Uuid::new_v4().to_string();
+    // Queued before the group starts, so that its lanes take them in runs.
+    for sequence in [2, 1, 3, 2] {
+        fixture.publish(&early, sequence).await;
+    }
+    let groups = brigade_nats::Group::by_source(
+        "svc",
+        vec![
+            member("tracking", vec!["order"], 0, None),
+            member("notify", vec!["order"], 0, None),
+            member("menu", vec!["dish"], 0, None),
+        ],
+    );
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].durable(), "svc-on-orders");
+    let runner = ConsumerRunner::group(
+        fixture.pool.clone(),
+        fixture.bus.clone(),
+        groups.into_iter().next().unwrap(),
+    );
+    let notify = runner.stats_of("notify").unwrap();
+    tokio::spawn(runner.run(fixture.stop.subscribe()));
+    // One by one, with a duplicate and an event ahead of its predecessor.
+    let late = Uuid::new_v4().to_string();
+    for sequence in [1, 3, 2, 1] {
+        fixture.publish(&late, sequence).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let dish = Uuid::new_v4().to_string();
+    fixture.publish_as("dish", &dish, 1).await;
+    // No event at all, on an order's subject: parked for the members that read orders.
+    fixture.publish_raw(b"{ not an envelope".to_vec()).await;
+    // An aggregate type no member reads (a server before NATS 2.10 delivers it all the same).
+    fixture.publish_as("stock", &dish, 1).await;
+    for id in [&early, &late] {
+        fixture.wait_for_member("tracking", id, &[1, 2, 3]).await;
+        fixture.wait_for_member("notify", id, &[1, 2, 3]).await;
+        fixture.wait_for_member("menu", id, &[]).await;
+    }
+    fixture.wait_for_member("menu", &dish, &[1]).await;
+    fixture.wait_for_member("tracking", &dish, &[]).await;
+    assert_eq!(notify.applied.load(Ordering::SeqCst), 6);
+    assert_eq!(fixture.consumer_names().await, ["svc-on-orders"]);
+    let checkpoints: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT consumer, last_sequence FROM consumer_checkpoints WHERE aggregate_id = $1 ORDER BY consumer",
+    )
+    .bind(&late)
+    .fetch_all(&fixture.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        checkpoints,
+        [("notify".to_owned(), 3), ("tracking".to_owned(), 3)]
+    );
+    let parked: Vec<String> =
+        sqlx::query_scalar("SELECT consumer FROM dead_letters ORDER BY consumer")
+            .fetch_all(&fixture.pool)
+            .await
+            .unwrap();
+    assert_eq!(parked, ["notify", "tracking"]);
+    // Every message settled: none waits out its acknowledgement deadline to come again.
+    let stream = fixture.bus.ensure_stream("orders").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut info = stream.consumer_info("svc-on-orders").await.unwrap();
+    while (info.num_pending, info.num_ack_pending) != (0, 0)
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        info = stream.consumer_info("svc-on-orders").await.unwrap();
+    }
+    assert_eq!((info.num_pending, info.num_ack_pending), (0, 0));
+    fixture.cleanup().await;
+}
+
+/// A member that cannot apply an event is retried or parked on its own: the other members of
+/// its group apply the event once, and the dead letter names the member at fault. Both when
+/// messages come one by one and when they queue up (a run's failure rolls the run back).
+#[tokio::test]
+async fn in_a_group_a_member_that_fails_is_retried_or_parked_alone() {
+    let fixture = Fixture::with_members().await;
+    let queued = Uuid::new_v4().to_string();
+    for sequence in 1..=3 {
+        fixture.publish(&queued, sequence).await;
+    }
+    let group = brigade_nats::Group::by_source(
+        "svc",
+        vec![
+            member("picky", vec!["order"], 0, Some(2)),
+            member("flaky", vec!["order"], 2, None),
+            member("steady", vec!["order"], 0, None),
+        ],
+    )
+    .remove(0);
+    tokio::spawn(
+        ConsumerRunner::group(fixture.pool.clone(), fixture.bus.clone(), group)
+            .run(fixture.stop.subscribe()),
+    );
+    fixture.wait_for_member("flaky", &queued, &[1, 2, 3]).await;
+    let single = Uuid::new_v4().to_string();
+    for sequence in 1..=3 {
+        fixture.publish(&single, sequence).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    for id in [&queued, &single] {
+        fixture.wait_for_member("picky", id, &[1, 3]).await;
+        fixture.wait_for_member("flaky", id, &[1, 2, 3]).await;
+        fixture.wait_for_member("steady", id, &[1, 2, 3]).await;
+    }
+    let parked: Vec<(String, String, Option<i64>)> = sqlx::query_as(
+        "SELECT consumer, aggregate_id, sequence FROM dead_letters ORDER BY aggregate_id",
+    )
+    .fetch_all(&fixture.pool)
+    .await
+    .unwrap();
+    let mut expected = vec![
+        ("picky".to_owned(), queued.clone(), Some(2)),
+        ("picky".to_owned(), single.clone(), Some(2)),
+    ];
+    expected.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(parked, expected);
+    fixture.cleanup().await;
+}
+
+/// A service upgraded to groups finds its subscriptions' own consumers on the server: the
+/// group's consumer replaces them, and what they had applied is not applied again.
+#[tokio::test]
+async fn a_group_replaces_its_members_own_consumers_and_applies_nothing_twice() {
+    let fixture = Fixture::with_members().await;
+    let id = Uuid::new_v4().to_string();
+    let (stop_alone, stopped) = watch::channel(false);
+    let alone = tokio::spawn(
+        ConsumerRunner::new(
+            fixture.pool.clone(),
+            fixture.bus.clone(),
+            member("tracking", vec!["order"], 0, None),
+        )
+        .run(stopped),
+    );
+    fixture.publish(&id, 1).await;
+    fixture.wait_for_member("tracking", &id, &[1]).await;
+    stop_alone.send(true).unwrap();
+    alone.await.unwrap();
+    assert_eq!(fixture.consumer_names().await, ["tracking"]);
+
+    let group = brigade_nats::Group::by_source(
+        "svc",
+        vec![
+            member("tracking", vec!["order"], 0, None),
+            member("notify", vec!["order"], 0, None),
+        ],
+    )
+    .remove(0);
+    tokio::spawn(
+        ConsumerRunner::group(fixture.pool.clone(), fixture.bus.clone(), group)
+            .run(fixture.stop.subscribe()),
+    );
+    fixture.publish(&id, 2).await;
+    fixture.wait_for_member("tracking", &id, &[1, 2]).await;
+    fixture.wait_for_member("notify", &id, &[1, 2]).await;
+    assert_eq!(fixture.consumer_names().await, ["svc-on-orders"]);
     fixture.cleanup().await;
 }

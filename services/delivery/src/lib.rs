@@ -71,9 +71,7 @@ pub async fn run_with(settings: Settings, config: DeliveryConfig) -> anyhow::Res
     service.spawn(move |shutdown| {
         brigade_platform::auth::follow_disabled_accounts(bus, guard, shutdown)
     });
-    for subscription in consumers(&service.pool) {
-        service.subscribe(subscription);
-    }
+    service.subscribe_all(consumers(&service.pool));
     let hub = feed::FeedHub::start(service.pool.clone(), service.shutdown_signal());
     if config.auto_dispatch {
         let dispatcher =

@@ -40,9 +40,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     .await?;
     let tickets = brigade_nats::store::event_store::<Ticket>(service.pool.clone(), ());
     service.run_relay();
-    for subscription in consumers() {
-        service.subscribe(subscription);
-    }
+    service.subscribe_all(consumers());
     // Tokens of accounts disabled in identity stop working here too.
     let (bus, guard) = (service.bus.clone(), verifier.clone());
     service.spawn(move |shutdown| {

@@ -59,9 +59,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let dishes = brigade_nats::store::event_store::<Dish>(service.pool.clone(), ());
     starter_menu::seed(&dishes).await?;
     service.run_relay();
-    for subscription in consumers(&service.pool) {
-        service.subscribe(subscription);
-    }
+    service.subscribe_all(consumers(&service.pool));
     // Tokens of accounts disabled in identity stop working here too.
     let (bus, guard) = (service.bus.clone(), verifier.clone());
     service.spawn(move |shutdown| {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brigade_nats::schema::EVENT_STORE;
-use brigade_nats::{Bus, ConsumerRunner, Migration, OutboxRelay, Subscription};
+use brigade_nats::{Bus, ConsumerRunner, Group, Migration, OutboxRelay, Subscription};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::Cors;
 use poem::{EndpointExt, Route};
@@ -92,20 +92,27 @@ impl Service {
         self.tasks.push(tokio::spawn(relay.run(shutdown)));
     }
 
-    /// Starts one durable subscription, whose lag `/metrics` reports (for one that reads the
-    /// service's own stream, a read model, also its lag behind the event store).
-    pub fn subscribe(&mut self, subscription: Subscription) {
-        self.handlers
-            .push((subscription.name.clone(), subscription.handler.clone()));
-        crate::system::register_subscription(
-            self.name,
-            &subscription.name,
-            subscription.source,
-            &subscription.aggregate_types,
-        );
-        let runner = ConsumerRunner::new(self.pool.clone(), self.bus.clone(), subscription);
-        let shutdown = self.shutdown.subscribe();
-        self.tasks.push(tokio::spawn(runner.run(shutdown)));
+    /// Starts the durable subscriptions of this service, whose lag `/metrics` reports (for one
+    /// that reads the service's own stream, a read model, also its lag behind the event
+    /// store). Those that read the same stream share one JetStream consumer and one
+    /// transaction per message ([`Group`]).
+    pub fn subscribe_all(&mut self, subscriptions: Vec<Subscription>) {
+        for group in Group::by_source(self.name.as_str(), subscriptions) {
+            for subscription in group.members() {
+                self.handlers
+                    .push((subscription.name.clone(), subscription.handler.clone()));
+                crate::system::register_subscription(
+                    self.name,
+                    &subscription.name,
+                    group.durable(),
+                    subscription.source,
+                    &subscription.aggregate_types,
+                );
+            }
+            let runner = ConsumerRunner::group(self.pool.clone(), self.bus.clone(), group);
+            let shutdown = self.shutdown.subscribe();
+            self.tasks.push(tokio::spawn(runner.run(shutdown)));
+        }
     }
 
     /// Starts any other background task that should stop with the service.

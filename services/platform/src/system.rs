@@ -249,7 +249,7 @@ impl SystemApi {
                     .get_stream_no_info(&stream)
                     .await
                     .ok()?
-                    .consumer_info(&subscription.name)
+                    .consumer_info(&subscription.durable)
                     .await
                     .ok()
             })
@@ -306,6 +306,9 @@ async fn projection_lag(
 struct SubscriptionInfo {
     service: ServiceName,
     name: String,
+    /// The JetStream consumer that delivers its messages: its own name, or its group's
+    /// (`brigade_nats::Group`).
+    durable: String,
     /// The service whose stream it reads; its own for a read model.
     source: &'static str,
     aggregate_types: Vec<String>,
@@ -316,17 +319,20 @@ fn subscriptions() -> &'static Mutex<Vec<SubscriptionInfo>> {
     SUBSCRIPTIONS.get_or_init(Default::default)
 }
 
-/// Records a subscription of `service` for `/metrics` (done by `Service::subscribe`; a
-/// process that runs a service twice, as some tests do, records it once).
+/// Records a subscription of `service`, delivered by the JetStream consumer `durable`, for
+/// `/metrics` (done by `Service::subscribe_all`; a process that runs a service twice, as some
+/// tests do, records it once).
 pub fn register_subscription(
     service: ServiceName,
     name: &str,
+    durable: &str,
     source: &'static str,
     aggregate_types: &[&str],
 ) {
     let info = SubscriptionInfo {
         service,
         name: name.to_owned(),
+        durable: durable.to_owned(),
         source,
         aggregate_types: aggregate_types.iter().map(ToString::to_string).collect(),
     };

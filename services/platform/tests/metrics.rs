@@ -63,12 +63,14 @@ async fn a_projection_behind_its_event_store_shows_its_lag_in_events_and_seconds
     register_subscription(
         ServiceName::Orders,
         "metrics-tracking",
+        "metrics-tracking",
         "orders",
         &["order"],
     );
     // A subscription to another service's stream is not a read model of this event store.
     register_subscription(
         ServiceName::Orders,
+        "metrics-tickets",
         "metrics-tickets",
         "kitchen",
         &["ticket"],
