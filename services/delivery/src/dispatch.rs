@@ -311,7 +311,13 @@ impl Dispatcher {
                 notifications::notify_waiting(&self.pool, delivery.order_id, ready_at).await?;
             }
         }
-        if let Some(lead) = self.lead.filter(|_| !nobody_free) {
+        // Sending a courier ahead needs a free one: when nobody is, the deliveries expected
+        // soon are not even looked for (a join over every requested delivery, each pass).
+        let ahead = match self.lead {
+            Some(lead) if !nobody_free && !self.free_couriers(None).await?.is_empty() => Some(lead),
+            _ => None,
+        };
+        if let Some(lead) = ahead {
             for order_id in self.expected_soon(lead).await? {
                 match self.dispatch_as(order_id, true).await? {
                     Some(_) => assigned += 1,
