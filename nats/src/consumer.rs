@@ -560,9 +560,9 @@ impl Inner {
         let permit = in_flight(&self.pool).acquire_owned().await;
         let outcomes = match &delivery.members[..] {
             [member] => vec![self.apply(&delivery, member).await],
-            // Several members: one transaction for all of them, as for a run of messages.
-            members => match self.apply_all(std::slice::from_ref(&delivery)).await {
-                Ok(mut outcomes) => outcomes.remove(0).into_iter().map(Ok).collect(),
+            // Several members: one transaction for all of them.
+            members => match self.apply_members(&delivery).await {
+                Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
                 // One member failed and spoilt the others' work: each on its own, so that
                 // only the one at fault is retried or parked.
                 Err(_) => {
@@ -644,6 +644,39 @@ impl Inner {
             .await?;
         tx.commit().await?;
         Ok(Outcome::Applied)
+    }
+
+    /// `apply` for every member that reads one message, in one transaction: one statement
+    /// claims it on each member's checkpoint where it is the next, then each claiming member's
+    /// handler runs. The outcomes follow `delivery.members`; any error rolls it all back.
+    async fn apply_members(&self, delivery: &Delivery<'_>) -> Result<Vec<Outcome>, HandlerError> {
+        let envelope = &delivery.event.envelope;
+        let names: Vec<&str> = delivery.members.iter().map(|m| m.name()).collect();
+        let mut tx = self.pool.begin().await?;
+        let claimed = claim_next_for(&mut tx, &names, envelope).await?;
+        let mut outcomes = Vec::with_capacity(names.len());
+        for member in &delivery.members {
+            if claimed.iter().any(|name| name == member.name()) {
+                member
+                    .subscription
+                    .handler
+                    .handle(&delivery.event, &mut tx)
+                    .instrument(self.span(member, delivery))
+                    .await?;
+                outcomes.push(Outcome::Applied);
+            } else {
+                let last = last_applied(&mut tx, member.name(), envelope).await?;
+                outcomes.push(if envelope.sequence <= last {
+                    Outcome::Duplicate
+                } else {
+                    Outcome::Early
+                });
+            }
+        }
+        if outcomes.contains(&Outcome::Applied) {
+            tx.commit().await?;
+        }
+        Ok(outcomes)
     }
 
     /// `apply` for a run of messages and every member that reads each, in one transaction; any
@@ -926,6 +959,37 @@ pub(crate) async fn claim_next(
         .await?
     };
     Ok(claimed.rows_affected() == 1)
+}
+
+/// `claim_next` for several consumers at once, in one statement: the consumers whose
+/// checkpoint the envelope was the next of, now advanced to it (and locked until the
+/// transaction ends). A consumer with no checkpoint for an aggregate whose first event has not
+/// come yet is given one at 0, as `lock_checkpoints` does.
+async fn claim_next_for(
+    tx: &mut PgConnection,
+    consumers: &[&str],
+    envelope: &EventEnvelope,
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "INSERT INTO consumer_checkpoints AS c (consumer, aggregate_type, aggregate_id, last_sequence)
+         SELECT consumer, $2, $3, CASE WHEN $4::bigint = 1 THEN 1 ELSE 0 END
+         FROM unnest($1::text[]) AS m(consumer)
+         ON CONFLICT (consumer, aggregate_type, aggregate_id)
+         DO UPDATE SET last_sequence = $4::bigint, updated_at = now()
+         WHERE c.last_sequence = $4::bigint - 1
+         RETURNING c.consumer, c.last_sequence",
+    )
+    .bind(consumers)
+    .bind(&envelope.aggregate_type)
+    .bind(&envelope.aggregate_id)
+    .bind(envelope.sequence)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, last)| *last == envelope.sequence)
+        .map(|(consumer, _)| consumer)
+        .collect())
 }
 
 /// The last sequence applied of each `(consumer, aggregate type, aggregate id)` a batch names,
