@@ -23,12 +23,12 @@
 //! event of another stream (`HandlerError::NotYet`) is retried like an early event: for as long
 //! as it takes, never parked.
 //!
-//! A service's subscriptions to one stream share one JetStream consumer ([`Group`]): each
-//! message is pulled and acknowledged once, and applied for every member that reads its
-//! aggregate type in one transaction, each member with its own checkpoint, so each still
-//! applies it exactly once. When one member fails, the others' work is not held back: each is
-//! then applied on its own, and only the one at fault is retried or parked (under its name);
-//! the message is acknowledged once no member needs it again.
+//! A service's subscriptions to the same events of one stream share one JetStream consumer
+//! ([`Group`]): each message is pulled and acknowledged once, and applied for every member
+//! that reads its aggregate type in one transaction, each member with its own checkpoint, so
+//! each still applies it exactly once. When one member fails, the others' work is not held
+//! back: each is then applied on its own, and only the one at fault is retried or parked
+//! (under its name); the message is acknowledged once no member needs it again.
 //!
 //! Messages are spread over a few lanes by aggregate id: one aggregate's events are applied
 //! one after the other, different aggregates in parallel. Messages that queue up in a lane
@@ -201,9 +201,10 @@ pub fn all_stats() -> Vec<(String, Arc<ConsumerStats>)> {
     registry().lock().map(|r| r.clone()).unwrap_or_default()
 }
 
-/// Subscriptions of one service to one stream, served by one JetStream consumer: what
-/// [`ConsumerRunner`] runs. Each member keeps its own name, checkpoints, dead letters and
-/// counters, exactly as when it had a consumer of its own; what they share is the delivery.
+/// Subscriptions of one service to the same events of one stream, served by one JetStream
+/// consumer: what [`ConsumerRunner`] runs (see [`Group::sharing_events`]). Each member keeps
+/// its own name, checkpoints, dead letters and counters, exactly as when it had a consumer of
+/// its own; what they share is the delivery.
 /// An event that several members read (an order's events, which the delivery service both
 /// follows and notifies customers of) is pulled, acknowledged and applied **once**, in one
 /// transaction for all of them, where each member used to receive and commit it on its own.
@@ -224,25 +225,49 @@ impl Group {
         }
     }
 
-    /// The subscriptions of `service`, one group per stream they read, in the order each
-    /// stream is first named. A group of several is served by the durable consumer
-    /// `{service}-on-{source}` (`delivery-on-orders`); a subscription alone in its group keeps
-    /// a consumer of its own name.
+    /// The subscriptions of `service`, grouped where they read the same events: those of one
+    /// stream that have an aggregate type in common, directly or through another member, share
+    /// a consumer, named `{service}-on-{source}-{their aggregate types}`
+    /// (`delivery-on-orders-order`). Subscriptions with nothing in common stay apart, each on
+    /// a consumer of its own name: sharing would save them no delivery, and one of them
+    /// waiting for another stream (`HandlerError::NotYet`) would hold the other back.
     #[must_use]
-    pub fn by_source(service: &str, subscriptions: Vec<Subscription>) -> Vec<Self> {
+    pub fn sharing_events(service: &str, subscriptions: Vec<Subscription>) -> Vec<Self> {
         let mut groups: Vec<Self> = Vec::new();
         for subscription in subscriptions {
-            match groups.iter_mut().find(|g| g.source == subscription.source) {
-                Some(group) => group.members.push(subscription),
-                None => groups.push(Self::single(subscription)),
+            let joined = Self::single(subscription);
+            // The groups it has a type in common with merge into the first of them, which it
+            // joins last.
+            let (mut sharing, apart): (Vec<Self>, Vec<Self>) =
+                groups.into_iter().partition(|group| {
+                    group.source == joined.source
+                        && group
+                            .aggregate_types()
+                            .any(|t| joined.aggregate_types().any(|u| t == u))
+                });
+            groups = apart;
+            sharing.push(joined);
+            let mut merged = sharing.remove(0);
+            for mut group in sharing {
+                merged.members.append(&mut group.members);
             }
+            groups.push(merged);
         }
         for group in &mut groups {
             if group.members.len() > 1 {
-                group.durable = format!("{service}-on-{}", group.source);
+                let mut types: Vec<&str> = group.aggregate_types().collect();
+                types.sort_unstable();
+                types.dedup();
+                group.durable = format!("{service}-on-{}-{}", group.source, types.join("-"));
             }
         }
         groups
+    }
+
+    fn aggregate_types(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.members
+            .iter()
+            .flat_map(|m| m.aggregate_types.iter().copied())
     }
 
     /// The JetStream durable consumer that serves this group.
@@ -441,17 +466,6 @@ impl Inner {
             .ensure_stream(self.source)
             .await
             .map_err(|e| e.to_string())?;
-        if self.members.len() > 1 {
-            // Before they were grouped, each member had a consumer of its own name: one left
-            // on the server would count its messages as unapplied for ever (`Bus::unapplied`,
-            // `/metrics`). Its checkpoints are the member's, so the group's consumer, which
-            // starts at the stream's first message, skips what it had applied.
-            for member in &self.members {
-                if stream.delete_consumer(member.name()).await.is_ok() {
-                    tracing::info!(consumer = %member.name(), group = %self.durable, "replaced by the group's consumer");
-                }
-            }
-        }
         let mut filters: Vec<String> = Vec::new();
         for member in &self.members {
             for aggregate in &member.subscription.aggregate_types {
@@ -471,6 +485,8 @@ impl Inner {
         } else {
             (String::new(), filters)
         };
+        let deliver_policy = self.start(&stream).await;
+        let members = i64::try_from(self.members.len()).unwrap_or(1);
         let consumer = stream
             .get_or_create_consumer(
                 &self.durable,
@@ -479,15 +495,28 @@ impl Inner {
                     filter_subject,
                     filter_subjects,
                     ack_policy: AckPolicy::Explicit,
-                    deliver_policy: DeliverPolicy::All,
+                    deliver_policy,
                     ack_wait: Duration::from_secs(30),
                     max_deliver: -1,
-                    max_ack_pending: 1024,
+                    // Each member may hold messages back (waiting for an earlier event or
+                    // another stream's): as many as a consumer of its own could.
+                    max_ack_pending: 1024 * members,
                     ..Default::default()
                 },
             )
             .await
             .map_err(|e| e.to_string())?;
+        if self.members.len() > 1 {
+            // Before they were grouped, each member had a consumer of its own name: one left
+            // on the server would count its messages as unapplied for ever (`Bus::unapplied`,
+            // `/metrics`). Deleted at every start, as a replica of the previous version may
+            // still have been running while this one started.
+            for member in &self.members {
+                if stream.delete_consumer(member.name()).await.is_ok() {
+                    tracing::info!(consumer = %member.name(), group = %self.durable, "replaced by the group's consumer");
+                }
+            }
+        }
         let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
         loop {
             tokio::select! {
@@ -505,6 +534,27 @@ impl Inner {
                 },
                 _ = shutdown.changed() => return Ok(()),
             }
+        }
+    }
+
+    /// Where a new consumer of this group starts: where its members' own consumers, from
+    /// before they were grouped, had acknowledged everything (the earliest of them), so that
+    /// the group does not walk the whole history again; the stream's first message when a
+    /// member had none (a new subscription reads everything, as it would alone) or the server
+    /// cannot say. Only used when the group's consumer does not exist yet.
+    async fn start(&self, stream: &async_nats::jetstream::stream::Stream) -> DeliverPolicy {
+        if self.members.len() < 2 {
+            return DeliverPolicy::All;
+        }
+        let mut floor = u64::MAX;
+        for member in &self.members {
+            match stream.consumer_info(member.name()).await {
+                Ok(info) => floor = floor.min(info.ack_floor.stream_sequence),
+                Err(_) => return DeliverPolicy::All,
+            }
+        }
+        DeliverPolicy::ByStartSequence {
+            start_sequence: floor + 1,
         }
     }
 
@@ -740,13 +790,15 @@ impl Inner {
 
     /// Acknowledges, delays or parks one message after each member's outcome: acknowledged
     /// once every member has applied it, had it already or parked it; otherwise delayed by
-    /// the shortest wait a member asks for (those that applied it will find it a duplicate).
+    /// the longest wait a member asks for, so that no member's attempts come faster than they
+    /// would on a consumer of its own (its attempts are counted by the message's deliveries);
+    /// those that applied it will find it a duplicate.
     async fn settle(&self, delivery: &Delivery<'_>, outcomes: Vec<Result<Outcome, HandlerError>>) {
         let Delivery { message, event, .. } = delivery;
         let delivered = event.delivered;
         let attempt = u32::try_from(delivered).unwrap_or(u32::MAX);
         let mut retry: Option<Duration> = None;
-        let mut wait = |delay: Duration| retry = Some(retry.map_or(delay, |d| d.min(delay)));
+        let mut wait = |delay: Duration| retry = Some(retry.map_or(delay, |d| d.max(delay)));
         let mut parked = false;
         for (member, outcome) in delivery.members.iter().zip(outcomes) {
             let stats = &member.stats;
@@ -873,28 +925,30 @@ impl Inner {
         }
     }
 
-    /// Parks a message that is no event envelope, for each member whose aggregate types its
-    /// subject names (each of them would have had it on a consumer of its own), or for all
-    /// when its subject names none.
+    /// Parks a message that is no event envelope for each member that reads the aggregate
+    /// type its subject names (each of them would have had it on a consumer of its own), or
+    /// for every member when its subject names no aggregate type of this stream; acknowledges
+    /// it when it names a type no member reads (a server before NATS 2.10 delivers those too).
     async fn park_unreadable(&self, message: Message, reason: &str) {
         let delivered = message.info().map_or(1, |info| info.delivered);
-        let subject = message.subject.as_str();
-        let named: Vec<&Member> = self
-            .members
-            .iter()
-            .filter(|member| {
-                member
-                    .subscription
-                    .aggregate_types
-                    .iter()
-                    .any(|aggregate| subject.contains(&format!("{}.{aggregate}.", self.source)))
-            })
-            .collect();
-        let owners = if named.is_empty() {
-            self.members.iter().collect()
-        } else {
-            named
+        let prefix = self.bus.namespace.subject(&format!("{}.", self.source));
+        let named = message
+            .subject
+            .as_str()
+            .strip_prefix(prefix.as_str())
+            .and_then(|rest| rest.split('.').next())
+            .filter(|aggregate| !aggregate.is_empty());
+        let owners: Vec<&Member> = match named {
+            Some(aggregate) => self
+                .members
+                .iter()
+                .filter(|m| m.subscription.aggregate_types.contains(&aggregate))
+                .collect(),
+            None => self.members.iter().collect(),
         };
+        if owners.is_empty() {
+            return acknowledge(&message).await;
+        }
         let mut all_parked = true;
         for member in owners {
             all_parked &= self.park(member, &message, None, reason, delivered).await;
@@ -970,6 +1024,10 @@ async fn claim_next_for(
     consumers: &[&str],
     envelope: &EventEnvelope,
 ) -> Result<Vec<String>, sqlx::Error> {
+    // Rows locked in the order `lock_checkpoints` locks them: two transactions never wait
+    // for each other the other way round.
+    let mut consumers = consumers.to_vec();
+    consumers.sort_unstable();
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "INSERT INTO consumer_checkpoints AS c (consumer, aggregate_type, aggregate_id, last_sequence)
          SELECT consumer, $2, $3, CASE WHEN $4::bigint = 1 THEN 1 ELSE 0 END
@@ -979,7 +1037,7 @@ async fn claim_next_for(
          WHERE c.last_sequence = $4::bigint - 1
          RETURNING c.consumer, c.last_sequence",
     )
-    .bind(consumers)
+    .bind(&consumers)
     .bind(&envelope.aggregate_type)
     .bind(&envelope.aggregate_id)
     .bind(envelope.sequence)
@@ -1154,4 +1212,69 @@ fn lane_of(message: &Message, lanes: usize) -> usize {
     let mut hasher = DefaultHasher::new();
     key.hash(&mut hasher);
     usize::try_from(hasher.finish() % lanes as u64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nothing;
+
+    #[async_trait::async_trait]
+    impl EventHandler for Nothing {
+        async fn handle(
+            &self,
+            _: &ReceivedEvent,
+            _: &mut PgConnection,
+        ) -> Result<(), HandlerError> {
+            Ok(())
+        }
+    }
+
+    fn subscription(name: &str, source: &'static str, types: &[&'static str]) -> Subscription {
+        Subscription {
+            name: name.to_owned(),
+            source,
+            aggregate_types: types.to_vec(),
+            handler: Arc::new(Nothing),
+        }
+    }
+
+    #[test]
+    fn subscriptions_share_a_consumer_only_with_those_that_read_the_same_events() {
+        let groups = Group::sharing_events(
+            "orders",
+            vec![
+                subscription("from-kitchen", "kitchen", &["ticket"]),
+                subscription("stock", "kitchen", &["stock"]),
+                subscription("estimates", "kitchen", &["estimate"]),
+                subscription("capacity", "kitchen", &["ticket", "estimate"]),
+                subscription("tracking", "orders", &["order"]),
+                subscription("menu", "orders", &["dish"]),
+                subscription("identity", "identity", &["account"]),
+                subscription("from-delivery", "delivery", &["ticket"]),
+            ],
+        );
+        let named: Vec<(&str, Vec<&str>)> = groups
+            .iter()
+            .map(|g| {
+                let members = g.members().iter().map(|m| m.name.as_str()).collect();
+                (g.durable(), members)
+            })
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("stock", vec!["stock"]),
+                (
+                    "orders-on-kitchen-estimate-ticket",
+                    vec!["from-kitchen", "estimates", "capacity"]
+                ),
+                ("tracking", vec!["tracking"]),
+                ("menu", vec!["menu"]),
+                ("identity", vec!["identity"]),
+                ("from-delivery", vec!["from-delivery"]),
+            ]
+        );
+    }
 }

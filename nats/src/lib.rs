@@ -12,7 +12,7 @@
 //! - [`envelope`]: the wire format of one event on the bus;
 //! - [`consumer`]: durable pull consumers that apply each event once, in order per aggregate,
 //!   retry transient failures with a growing delay and park the hopeless ones; a service's
-//!   subscriptions to one stream share one consumer and one transaction per message;
+//!   subscriptions to the same events share one consumer and one transaction per message;
 //! - [`dead_letters`]: the parked messages, listed, replayed or discarded by managers;
 //! - [`trace`]: the `traceparent` that lets one trace follow an order across services.
 #![forbid(unsafe_code)]

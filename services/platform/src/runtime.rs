@@ -97,7 +97,7 @@ impl Service {
     /// store). Those that read the same stream share one JetStream consumer and one
     /// transaction per message ([`Group`]).
     pub fn subscribe_all(&mut self, subscriptions: Vec<Subscription>) {
-        for group in Group::by_source(self.name.as_str(), subscriptions) {
+        for group in Group::sharing_events(self.name.as_str(), subscriptions) {
             for subscription in group.members() {
                 self.handlers
                     .push((subscription.name.clone(), subscription.handler.clone()));

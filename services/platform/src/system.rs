@@ -239,7 +239,7 @@ impl SystemApi {
         let Some(bus) = &self.bus else { return };
         let _ = writeln!(
             out,
-            "# HELP brigade_consumer_pending_messages Messages JetStream holds for the consumer: not delivered yet, or delivered and not acknowledged."
+            "# HELP brigade_consumer_pending_messages Messages JetStream holds for the consumer that delivers to this subscription (`jetstream_consumer`, shared by a group of subscriptions, each given its figure): not delivered yet, or delivered and not acknowledged."
         );
         let _ = writeln!(out, "# TYPE brigade_consumer_pending_messages gauge");
         for subscription in &subscriptions {
@@ -264,8 +264,8 @@ impl SystemApi {
             ] {
                 let _ = writeln!(
                     out,
-                    "brigade_consumer_pending_messages{{service=\"{service}\",consumer=\"{}\",state=\"{state}\"}} {value}",
-                    subscription.name
+                    "brigade_consumer_pending_messages{{service=\"{service}\",consumer=\"{}\",jetstream_consumer=\"{}\",state=\"{state}\"}} {value}",
+                    subscription.name, subscription.durable
                 );
             }
         }
