@@ -677,23 +677,26 @@ impl Inner {
         let envelope = &delivery.event.envelope;
         let mut tx = self.pool.begin().await?;
         if !claim_next(&mut tx, member.name(), envelope).await? {
-            // Not the next event of its aggregate: a duplicate, or one that came early.
-            let last = last_applied(&mut tx, member.name(), envelope).await?;
-            drop(tx);
-            return Ok(if envelope.sequence <= last {
-                Outcome::Duplicate
-            } else {
-                Outcome::Early
-            });
+            return Ok(not_next(&mut tx, member, envelope).await?);
         }
+        self.handle(member, delivery, &mut tx).await?;
+        tx.commit().await?;
+        Ok(Outcome::Applied)
+    }
+
+    /// Runs `member`'s handler on the delivery's event inside `tx`, in the member's span.
+    async fn handle(
+        &self,
+        member: &Member,
+        delivery: &Delivery<'_>,
+        tx: &mut PgConnection,
+    ) -> Result<(), HandlerError> {
         member
             .subscription
             .handler
-            .handle(&delivery.event, &mut tx)
+            .handle(&delivery.event, tx)
             .instrument(self.span(member, delivery))
-            .await?;
-        tx.commit().await?;
-        Ok(Outcome::Applied)
+            .await
     }
 
     /// `apply` for every member that reads one message, in one transaction: one statement
@@ -707,20 +710,10 @@ impl Inner {
         let mut outcomes = Vec::with_capacity(names.len());
         for member in &delivery.members {
             if claimed.iter().any(|name| name == member.name()) {
-                member
-                    .subscription
-                    .handler
-                    .handle(&delivery.event, &mut tx)
-                    .instrument(self.span(member, delivery))
-                    .await?;
+                self.handle(member, delivery, &mut tx).await?;
                 outcomes.push(Outcome::Applied);
             } else {
-                let last = last_applied(&mut tx, member.name(), envelope).await?;
-                outcomes.push(if envelope.sequence <= last {
-                    Outcome::Duplicate
-                } else {
-                    Outcome::Early
-                });
+                outcomes.push(not_next(&mut tx, member, envelope).await?);
             }
         }
         if outcomes.contains(&Outcome::Applied) {
@@ -764,12 +757,7 @@ impl Inner {
                 );
                 let applied = last.get(&key).map_or(0, |(sequence, _)| *sequence);
                 if envelope.sequence == applied + 1 {
-                    member
-                        .subscription
-                        .handler
-                        .handle(&delivery.event, &mut tx)
-                        .instrument(self.span(member, delivery))
-                        .await?;
+                    self.handle(member, delivery, &mut tx).await?;
                     last.insert(key, (envelope.sequence, true));
                     advanced = true;
                     outcomes.push(Outcome::Applied);
@@ -804,6 +792,7 @@ impl Inner {
             let stats = &member.stats;
             let consumer = member.name();
             let message_id = event.envelope.message_id();
+            let mut hopeless = None;
             match outcome {
                 Ok(Outcome::Applied) => {
                     stats.applied.fetch_add(1, Ordering::Relaxed);
@@ -833,26 +822,9 @@ impl Inner {
                         Duration::from_secs(5),
                     ));
                 }
-                Err(HandlerError::Permanent(reason)) => {
-                    if self
-                        .park(member, message, Some(&event.envelope), &reason, delivered)
-                        .await
-                    {
-                        parked = true;
-                    } else {
-                        wait(Duration::from_secs(5));
-                    }
-                }
+                Err(HandlerError::Permanent(reason)) => hopeless = Some(reason),
                 Err(HandlerError::Transient(reason)) if delivered >= self.max_attempts => {
-                    let reason = format!("gave up after {delivered} attempts: {reason}");
-                    if self
-                        .park(member, message, Some(&event.envelope), &reason, delivered)
-                        .await
-                    {
-                        parked = true;
-                    } else {
-                        wait(Duration::from_secs(5));
-                    }
+                    hopeless = Some(format!("gave up after {delivered} attempts: {reason}"));
                 }
                 Err(HandlerError::Transient(reason)) => {
                     stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -862,6 +834,17 @@ impl Inner {
                         Duration::from_millis(200),
                         Duration::from_secs(30),
                     ));
+                }
+            }
+            if let Some(reason) = hopeless {
+                let envelope = Some(&event.envelope);
+                if self
+                    .park(member, message, envelope, &reason, delivered)
+                    .await
+                {
+                    parked = true;
+                } else {
+                    wait(Duration::from_secs(5));
                 }
             }
         }
@@ -1013,6 +996,21 @@ pub(crate) async fn claim_next(
         .await?
     };
     Ok(claimed.rows_affected() == 1)
+}
+
+/// What a message is to a member whose checkpoint did not take it: one it has applied
+/// already, or one that came before its predecessor.
+async fn not_next(
+    tx: &mut PgConnection,
+    member: &Member,
+    envelope: &EventEnvelope,
+) -> Result<Outcome, sqlx::Error> {
+    let last = last_applied(tx, member.name(), envelope).await?;
+    Ok(if envelope.sequence <= last {
+        Outcome::Duplicate
+    } else {
+        Outcome::Early
+    })
 }
 
 /// `claim_next` for several consumers at once, in one statement: the consumers whose
