@@ -310,10 +310,8 @@ impl Member {
         &self.subscription.name
     }
 
-    fn reads(&self, envelope: &EventEnvelope) -> bool {
-        self.subscription
-            .aggregate_types
-            .contains(&envelope.aggregate_type.as_str())
+    fn reads(&self, aggregate_type: &str) -> bool {
+        self.subscription.aggregate_types.contains(&aggregate_type)
     }
 }
 
@@ -322,6 +320,18 @@ enum Outcome {
     Applied,
     Duplicate,
     Early,
+}
+
+impl Outcome {
+    /// What an event of `sequence` is to a checkpoint at `last` that did not take it: one
+    /// applied already, or one that came before its predecessor.
+    fn not_next(sequence: i64, last: i64) -> Self {
+        if sequence <= last {
+            Self::Duplicate
+        } else {
+            Self::Early
+        }
+    }
 }
 
 /// What a message received is to a group. It lives for one call, on the stack: boxing the
@@ -578,7 +588,11 @@ impl Inner {
         };
         // NATS servers before 2.10 ignore `filter_subjects` and deliver the whole stream: an
         // event of an aggregate type no member asked for is none of their business.
-        let members: Vec<&Member> = self.members.iter().filter(|m| m.reads(&envelope)).collect();
+        let members: Vec<&Member> = self
+            .members
+            .iter()
+            .filter(|m| m.reads(&envelope.aggregate_type))
+            .collect();
         if members.is_empty() {
             return Received::NotOurs(message);
         }
@@ -677,7 +691,7 @@ impl Inner {
         let envelope = &delivery.event.envelope;
         let mut tx = self.pool.begin().await?;
         if !claim_next(&mut tx, member.name(), envelope).await? {
-            return Ok(not_next(&mut tx, member, envelope).await?);
+            return Ok(unclaimed(&mut tx, member, envelope).await?);
         }
         self.handle(member, delivery, &mut tx).await?;
         tx.commit().await?;
@@ -713,7 +727,7 @@ impl Inner {
                 self.handle(member, delivery, &mut tx).await?;
                 outcomes.push(Outcome::Applied);
             } else {
-                outcomes.push(not_next(&mut tx, member, envelope).await?);
+                outcomes.push(unclaimed(&mut tx, member, envelope).await?);
             }
         }
         if outcomes.contains(&Outcome::Applied) {
@@ -761,10 +775,8 @@ impl Inner {
                     last.insert(key, (envelope.sequence, true));
                     advanced = true;
                     outcomes.push(Outcome::Applied);
-                } else if envelope.sequence <= applied {
-                    outcomes.push(Outcome::Duplicate);
                 } else {
-                    outcomes.push(Outcome::Early);
+                    outcomes.push(Outcome::not_next(envelope.sequence, applied));
                 }
             }
             all.push(outcomes);
@@ -791,7 +803,6 @@ impl Inner {
         for (member, outcome) in delivery.members.iter().zip(outcomes) {
             let stats = &member.stats;
             let consumer = member.name();
-            let message_id = event.envelope.message_id();
             let mut hopeless = None;
             match outcome {
                 Ok(Outcome::Applied) => {
@@ -803,7 +814,7 @@ impl Inner {
                 Ok(Outcome::Early) => {
                     stats.out_of_order.fetch_add(1, Ordering::Relaxed);
                     if delivered % 50 == 0 {
-                        tracing::warn!(%consumer, message = %message_id, delivered, "still waiting for an earlier event of this aggregate");
+                        tracing::warn!(%consumer, message = %event.envelope.message_id(), delivered, "still waiting for an earlier event of this aggregate");
                     }
                     wait(delay_for_attempt(
                         attempt,
@@ -814,7 +825,7 @@ impl Inner {
                 Err(HandlerError::NotYet(reason)) => {
                     stats.out_of_order.fetch_add(1, Ordering::Relaxed);
                     if delivered % 50 == 0 {
-                        tracing::warn!(%consumer, message = %message_id, delivered, %reason, "still waiting for another stream's event");
+                        tracing::warn!(%consumer, message = %event.envelope.message_id(), delivered, %reason, "still waiting for another stream's event");
                     }
                     wait(delay_for_attempt(
                         attempt,
@@ -828,7 +839,7 @@ impl Inner {
                 }
                 Err(HandlerError::Transient(reason)) => {
                     stats.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(%consumer, message = %message_id, delivered, %reason, "will retry");
+                    tracing::info!(%consumer, message = %event.envelope.message_id(), delivered, %reason, "will retry");
                     wait(delay_for_attempt(
                         attempt,
                         Duration::from_millis(200),
@@ -922,11 +933,7 @@ impl Inner {
             .and_then(|rest| rest.split('.').next())
             .filter(|aggregate| !aggregate.is_empty());
         let owners: Vec<&Member> = match named {
-            Some(aggregate) => self
-                .members
-                .iter()
-                .filter(|m| m.subscription.aggregate_types.contains(&aggregate))
-                .collect(),
+            Some(aggregate) => self.members.iter().filter(|m| m.reads(aggregate)).collect(),
             None => self.members.iter().collect(),
         };
         if owners.is_empty() {
@@ -1000,17 +1007,13 @@ pub(crate) async fn claim_next(
 
 /// What a message is to a member whose checkpoint did not take it: one it has applied
 /// already, or one that came before its predecessor.
-async fn not_next(
+async fn unclaimed(
     tx: &mut PgConnection,
     member: &Member,
     envelope: &EventEnvelope,
 ) -> Result<Outcome, sqlx::Error> {
     let last = last_applied(tx, member.name(), envelope).await?;
-    Ok(if envelope.sequence <= last {
-        Outcome::Duplicate
-    } else {
-        Outcome::Early
-    })
+    Ok(Outcome::not_next(envelope.sequence, last))
 }
 
 /// `claim_next` for several consumers at once, in one statement: the consumers whose
