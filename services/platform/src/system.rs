@@ -1,7 +1,7 @@
 //! The endpoints every service answers besides its own API: its home page, liveness,
 //! readiness and Prometheus metrics.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::{Mutex, OnceLock};
@@ -242,24 +242,39 @@ impl SystemApi {
             "# HELP brigade_consumer_pending_messages Messages JetStream holds for the consumer that delivers to this subscription (`jetstream_consumer`, shared by a group of subscriptions, each given its figure): not delivered yet, or delivered and not acknowledged."
         );
         let _ = writeln!(out, "# TYPE brigade_consumer_pending_messages gauge");
+        // The members of a group share their consumer: it is asked once.
+        let mut asked: HashMap<&str, Option<(u64, usize)>> = HashMap::new();
         for subscription in &subscriptions {
-            let stream = bus.namespace.stream(subscription.source);
-            let info = tokio::time::timeout(Duration::from_secs(2), async {
-                bus.jetstream
-                    .get_stream_no_info(&stream)
-                    .await
-                    .ok()?
-                    .consumer_info(&subscription.durable)
-                    .await
-                    .ok()
-            })
-            .await;
-            let Ok(Some(info)) = info else { continue };
+            let pending = match asked.get(subscription.durable.as_str()) {
+                Some(pending) => *pending,
+                None => {
+                    let stream = bus.namespace.stream(subscription.source);
+                    let info = tokio::time::timeout(Duration::from_secs(2), async {
+                        bus.jetstream
+                            .get_stream_no_info(&stream)
+                            .await
+                            .ok()?
+                            .consumer_info(&subscription.durable)
+                            .await
+                            .ok()
+                    })
+                    .await;
+                    let pending = info
+                        .ok()
+                        .flatten()
+                        .map(|info| (info.num_pending, info.num_ack_pending));
+                    asked.insert(&subscription.durable, pending);
+                    pending
+                }
+            };
+            let Some((num_pending, num_ack_pending)) = pending else {
+                continue;
+            };
             for (state, value) in [
-                ("undelivered", info.num_pending),
+                ("undelivered", num_pending),
                 (
                     "unacknowledged",
-                    u64::try_from(info.num_ack_pending).unwrap_or(u64::MAX),
+                    u64::try_from(num_ack_pending).unwrap_or(u64::MAX),
                 ),
             ] {
                 let _ = writeln!(
