@@ -94,8 +94,8 @@ impl Service {
 
     /// Starts the durable subscriptions of this service, whose lag `/metrics` reports (for one
     /// that reads the service's own stream, a read model, also its lag behind the event
-    /// store). Those that read the same stream share one JetStream consumer and one
-    /// transaction per message ([`Group`]).
+    /// store). Those that read the same events of one stream share one JetStream consumer and
+    /// one transaction per message ([`Group::sharing_events`]).
     pub fn subscribe_all(&mut self, subscriptions: Vec<Subscription>) {
         for group in Group::sharing_events(self.name.as_str(), subscriptions) {
             for subscription in group.members() {
