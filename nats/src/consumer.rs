@@ -33,9 +33,12 @@
 //! Messages are spread over a few lanes by aggregate id: one aggregate's events are applied
 //! one after the other, different aggregates in parallel. Messages that queue up in a lane
 //! (under load) are applied together, in one transaction, each exactly as above; one statement
-//! locks the checkpoints of the whole run and one advances them.
+//! locks the checkpoints of the whole run and one advances them. A consumer no screen waits on
+//! ([`Pace::Gathered`]) also lingers a few milliseconds after a message for others to join it,
+//! so that it commits runs at moderate load too.
 
 use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -283,10 +286,30 @@ impl Group {
     }
 }
 
+/// How soon a consumer applies the messages it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pace {
+    /// Each at once, in eight lanes: what a screen waits on (a new order on the kitchen's).
+    #[default]
+    AtOnce,
+    /// What arrives within `linger` of a message, in two lanes, applied in one transaction
+    /// with it: for the consumers nobody watches to the millisecond, so that they commit a few
+    /// messages at a time at moderate load too, where at once they would commit each alone
+    /// (a `BEGIN`, a claim and a `COMMIT` a message; see BENCHMARKS.md).
+    Gathered { linger: Duration },
+}
+
+impl Pace {
+    /// What the services' consumers that no screen waits on use: 10 ms.
+    pub const GATHERED: Self = Self::Gathered {
+        linger: Duration::from_millis(10),
+    };
+}
+
 /// Runs one group of subscriptions (or one subscription) until shutdown.
 pub struct ConsumerRunner {
     inner: Arc<Inner>,
-    lanes: usize,
+    pace: Pace,
 }
 
 struct Inner {
@@ -386,8 +409,15 @@ impl ConsumerRunner {
                 members,
                 max_attempts: 12,
             }),
-            lanes: 8,
+            pace: Pace::AtOnce,
         }
+    }
+
+    /// How soon messages are applied (default [`Pace::AtOnce`]).
+    #[must_use]
+    pub fn pace(mut self, pace: Pace) -> Self {
+        self.pace = pace;
+        self
     }
 
     /// Deliveries after which a failing message is parked (default 12, about two minutes of
@@ -418,18 +448,30 @@ impl ConsumerRunner {
 
     /// Pulls and applies messages until `shutdown` turns true, reconnecting after faults.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut lanes = Vec::with_capacity(self.lanes);
-        let mut workers = Vec::with_capacity(self.lanes);
-        for _ in 0..self.lanes {
+        let (count, linger) = match self.pace {
+            Pace::AtOnce => (8, Duration::ZERO),
+            Pace::Gathered { linger } => (2, linger),
+        };
+        let mut lanes = Vec::with_capacity(count);
+        let mut workers = Vec::with_capacity(count);
+        for _ in 0..count {
             let (tx, mut rx) = mpsc::channel::<Message>(32);
             let inner = self.inner.clone();
             workers.push(tokio::spawn(async move {
                 while let Some(message) = rx.recv().await {
-                    // The messages already waiting behind this one go in the same transaction.
+                    // The messages already waiting behind this one, and those that come while
+                    // the lane lingers, go in the same transaction.
+                    let until = tokio::time::Instant::now() + linger;
                     let mut batch = vec![message];
                     while batch.len() < BATCH {
                         match rx.try_recv() {
                             Ok(next) => batch.push(next),
+                            Err(mpsc::error::TryRecvError::Empty) if !linger.is_zero() => {
+                                match tokio::time::timeout_at(until, rx.recv()).await {
+                                    Ok(Some(next)) => batch.push(next),
+                                    Ok(None) | Err(_) => break,
+                                }
+                            }
                             Err(_) => break,
                         }
                     }
@@ -737,43 +779,52 @@ impl Inner {
     }
 
     /// `apply` for a run of messages and every member that reads each, in one transaction; any
-    /// error rolls it all back. The checkpoints of every member and aggregate in the run are
-    /// locked by one statement and advanced by another, where `claim_next` would take one
-    /// statement a message and member. A run with nothing to apply (all duplicates or early)
-    /// rolls back: nothing of it needs a commit.
+    /// error rolls it all back. One statement claims, on every member's checkpoint of every
+    /// aggregate in the run, the events of the run that follow it without a gap (each row
+    /// written once, where locking then advancing wrote it twice); the handlers then apply
+    /// them in the order received. A checkpoint that takes none (duplicates, early events) is
+    /// read, not written, to tell which. A run with nothing to apply rolls back: nothing of it
+    /// needs a commit.
     async fn apply_all(
         &self,
         deliveries: &[Delivery<'_>],
     ) -> Result<Vec<Vec<Outcome>>, HandlerError> {
-        let mut tx = self.pool.begin().await?;
-        let mut keys = Vec::new();
+        // Per checkpoint, the run it would take: from its first event in the batch, each next
+        // sequence received after the one before it.
+        let mut runs: HashMap<Key<'_>, (i64, i64)> = HashMap::new();
         for delivery in deliveries {
             let envelope = &delivery.event.envelope;
             for member in &delivery.members {
-                keys.push((
-                    member.name(),
-                    envelope.aggregate_type.as_str(),
-                    envelope.aggregate_id.as_str(),
-                ));
+                let run = runs
+                    .entry(Key::of(member, envelope))
+                    .or_insert((envelope.sequence, envelope.sequence - 1));
+                if envelope.sequence == run.1 + 1 {
+                    run.1 = envelope.sequence;
+                }
             }
         }
-        let mut last = lock_checkpoints(&mut tx, keys).await?;
+        let mut tx = self.pool.begin().await?;
+        let claimed = claim_runs(&mut tx, &runs).await?;
+        let others: Vec<Key<'_>> = runs
+            .keys()
+            .filter(|key| !claimed.contains(*key))
+            .copied()
+            .collect();
+        let mut last = last_of(&mut tx, &others).await?;
+        for key in &claimed {
+            // Applied as the handlers go: the sequence before the run's first, at first.
+            last.insert(*key, runs[key].0 - 1);
+        }
         let mut all = Vec::with_capacity(deliveries.len());
-        let mut advanced = false;
         for delivery in deliveries {
             let envelope = &delivery.event.envelope;
             let mut outcomes = Vec::with_capacity(delivery.members.len());
             for member in &delivery.members {
-                let key = (
-                    member.name().to_owned(),
-                    envelope.aggregate_type.clone(),
-                    envelope.aggregate_id.clone(),
-                );
-                let applied = last.get(&key).map_or(0, |(sequence, _)| *sequence);
-                if envelope.sequence == applied + 1 {
+                let key = Key::of(member, envelope);
+                let applied = last.get(&key).copied().unwrap_or(0);
+                if claimed.contains(&key) && envelope.sequence == applied + 1 {
                     self.handle(member, delivery, &mut tx).await?;
-                    last.insert(key, (envelope.sequence, true));
-                    advanced = true;
+                    last.insert(key, envelope.sequence);
                     outcomes.push(Outcome::Applied);
                 } else {
                     outcomes.push(Outcome::not_next(envelope.sequence, applied));
@@ -781,8 +832,7 @@ impl Inner {
             }
             all.push(outcomes);
         }
-        if advanced {
-            advance_checkpoints(&mut tx, &last).await?;
+        if !claimed.is_empty() {
             tx.commit().await?;
         }
         Ok(all)
@@ -1019,13 +1069,13 @@ async fn unclaimed(
 /// `claim_next` for several consumers at once, in one statement: the consumers whose
 /// checkpoint the envelope was the next of, now advanced to it (and locked until the
 /// transaction ends). A consumer with no checkpoint for an aggregate whose first event has not
-/// come yet is given one at 0, as `lock_checkpoints` does.
+/// come yet is given one at 0 (as `lock_checkpoint` does for a dead letter's replay).
 async fn claim_next_for(
     tx: &mut PgConnection,
     consumers: &[&str],
     envelope: &EventEnvelope,
 ) -> Result<Vec<String>, sqlx::Error> {
-    // Rows locked in the order `lock_checkpoints` locks them: two transactions never wait
+    // Rows locked in the order `claim_runs` locks them: two transactions never wait
     // for each other the other way round.
     let mut consumers = consumers.to_vec();
     consumers.sort_unstable();
@@ -1051,82 +1101,145 @@ async fn claim_next_for(
         .collect())
 }
 
-/// The last sequence applied of each `(consumer, aggregate type, aggregate id)` a batch names,
-/// each with `false` (not advanced yet); the rows are created at 0 where missing and stay
-/// locked until the transaction ends, as `claim_next` leaves the one it advances. One
-/// statement for the whole batch (a conflict's no-op update is what locks an existing row and
-/// returns it).
-async fn lock_checkpoints(
-    tx: &mut PgConnection,
-    mut keys: Vec<(&str, &str, &str)>,
-) -> Result<Checkpoints, sqlx::Error> {
-    // One row each (a statement may not update a row twice), in a fixed order.
-    keys.sort_unstable();
-    keys.dedup();
-    let mut consumers = Vec::with_capacity(keys.len());
-    let mut types = Vec::with_capacity(keys.len());
-    let mut ids = Vec::with_capacity(keys.len());
-    for (consumer, aggregate_type, aggregate_id) in keys {
-        consumers.push(consumer);
-        types.push(aggregate_type);
-        ids.push(aggregate_id);
+/// One checkpoint: a consumer's of one aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Key<'a> {
+    consumer: &'a str,
+    aggregate_type: &'a str,
+    aggregate_id: &'a str,
+}
+
+impl<'a> Key<'a> {
+    fn of(member: &'a Member, envelope: &'a EventEnvelope) -> Self {
+        Self {
+            consumer: member.name(),
+            aggregate_type: &envelope.aggregate_type,
+            aggregate_id: &envelope.aggregate_id,
+        }
     }
+}
+
+/// The keys' columns, in key order: what `unnest` takes.
+fn columns<'a>(keys: &[Key<'a>]) -> [Vec<&'a str>; 3] {
+    let mut keys = keys.to_vec();
+    keys.sort_unstable();
+    let mut columns = [
+        Vec::with_capacity(keys.len()),
+        Vec::with_capacity(keys.len()),
+        Vec::with_capacity(keys.len()),
+    ];
+    for key in keys {
+        columns[0].push(key.consumer);
+        columns[1].push(key.aggregate_type);
+        columns[2].push(key.aggregate_id);
+    }
+    columns
+}
+
+/// Advances each checkpoint to the last sequence of its run, `(first, last)`, where its last
+/// applied is the one before the run's first (an aggregate's first event creates it), in one
+/// statement; returns those it advanced, which stay locked until the transaction ends, as
+/// `claim_next` leaves the one it advances. The rows are taken in key order, as
+/// `claim_next_for` takes them: two transactions never wait for each other the other way
+/// round.
+async fn claim_runs<'a>(
+    tx: &mut PgConnection,
+    runs: &HashMap<Key<'a>, (i64, i64)>,
+) -> Result<Vec<Key<'a>>, sqlx::Error> {
+    let keys: Vec<Key<'a>> = runs.keys().copied().collect();
+    let [consumers, types, ids] = columns(&keys);
+    let (firsts, lasts): (Vec<i64>, Vec<i64>) = consumers
+        .iter()
+        .zip(&types)
+        .zip(&ids)
+        .map(|((&consumer, &aggregate_type), &aggregate_id)| {
+            runs[&Key {
+                consumer,
+                aggregate_type,
+                aggregate_id,
+            }]
+        })
+        .unzip();
+    // One INSERT, whose conflicts with existing rows go through the primary key: a missing row
+    // is created at the run's last for a run from an aggregate's first event (at 0 for one
+    // whose first has not come yet, as `claim_next_for` does), an existing one advanced when
+    // the run follows it. (An UPDATE joined with the runs was planned, once for good, while
+    // the table was young: a hash join over every checkpoint, 1.7 ms a run once it had grown;
+    // see BENCHMARKS.md.)
     let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
         "INSERT INTO consumer_checkpoints AS c (consumer, aggregate_type, aggregate_id, last_sequence)
-         SELECT consumer, aggregate_type, aggregate_id, 0
-         FROM unnest($1::text[], $2::text[], $3::text[]) AS b(consumer, aggregate_type, aggregate_id)
-         ON CONFLICT (consumer, aggregate_type, aggregate_id)
-         DO UPDATE SET last_sequence = c.last_sequence
+         SELECT consumer, aggregate_type, aggregate_id, CASE WHEN first = 1 THEN last ELSE 0 END
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+             AS r(consumer, aggregate_type, aggregate_id, first, last)
+         ON CONFLICT (consumer, aggregate_type, aggregate_id) DO UPDATE
+         SET last_sequence = (
+                 SELECT r.last FROM unnest($1::text[], $2::text[], $3::text[], $5::bigint[])
+                     AS r(consumer, aggregate_type, aggregate_id, last)
+                 WHERE r.consumer = c.consumer AND r.aggregate_type = c.aggregate_type
+                   AND r.aggregate_id = c.aggregate_id),
+             updated_at = now()
+         WHERE c.last_sequence = (
+                 SELECT r.first - 1 FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+                     AS r(consumer, aggregate_type, aggregate_id, first)
+                 WHERE r.consumer = c.consumer AND r.aggregate_type = c.aggregate_type
+                   AND r.aggregate_id = c.aggregate_id)
          RETURNING c.consumer, c.aggregate_type, c.aggregate_id, c.last_sequence",
+    )
+    .bind(&consumers)
+    .bind(&types)
+    .bind(&ids)
+    .bind(&firsts)
+    .bind(&lasts)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(keys
+        .into_iter()
+        .filter(|key| {
+            rows.iter()
+                .any(|(consumer, aggregate_type, aggregate_id, last)| {
+                    key.consumer == consumer
+                        && key.aggregate_type == aggregate_type
+                        && key.aggregate_id == aggregate_id
+                        && *last == runs[key].1
+                })
+        })
+        .collect())
+}
+
+/// The last sequence applied of each checkpoint (absent: none), without locking: enough to
+/// tell a duplicate (at or below it, for good: checkpoints only move forward) from an early
+/// event (retried anyway).
+async fn last_of<'a>(
+    tx: &mut PgConnection,
+    keys: &[Key<'a>],
+) -> Result<HashMap<Key<'a>, i64>, sqlx::Error> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let [consumers, types, ids] = columns(keys);
+    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT c.consumer, c.aggregate_type, c.aggregate_id, c.last_sequence
+         FROM unnest($1::text[], $2::text[], $3::text[]) AS k(consumer, aggregate_type, aggregate_id)
+         JOIN consumer_checkpoints c ON c.consumer = k.consumer
+          AND c.aggregate_type = k.aggregate_type AND c.aggregate_id = k.aggregate_id",
     )
     .bind(&consumers)
     .bind(&types)
     .bind(&ids)
     .fetch_all(&mut *tx)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(consumer, aggregate_type, aggregate_id, last)| {
-            ((consumer, aggregate_type, aggregate_id), (last, false))
+    Ok(keys
+        .iter()
+        .filter_map(|key| {
+            rows.iter()
+                .find(|(consumer, aggregate_type, aggregate_id, _)| {
+                    key.consumer == consumer
+                        && key.aggregate_type == aggregate_type
+                        && key.aggregate_id == aggregate_id
+                })
+                .map(|row| (*key, row.3))
         })
         .collect())
-}
-
-/// Per `(consumer, aggregate type, aggregate id)`: the last sequence applied, and whether this
-/// batch advanced it.
-type Checkpoints = std::collections::HashMap<(String, String, String), (i64, bool)>;
-
-/// Writes the checkpoints a batch advanced, in one statement.
-async fn advance_checkpoints(
-    tx: &mut PgConnection,
-    checkpoints: &Checkpoints,
-) -> Result<(), sqlx::Error> {
-    let mut consumers = Vec::new();
-    let mut types = Vec::new();
-    let mut ids = Vec::new();
-    let mut sequences = Vec::new();
-    for ((consumer, aggregate_type, aggregate_id), (sequence, advanced)) in checkpoints {
-        if *advanced {
-            consumers.push(consumer.as_str());
-            types.push(aggregate_type.as_str());
-            ids.push(aggregate_id.as_str());
-            sequences.push(*sequence);
-        }
-    }
-    sqlx::query(
-        "UPDATE consumer_checkpoints c SET last_sequence = b.last_sequence, updated_at = now()
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
-              AS b(consumer, aggregate_type, aggregate_id, last_sequence)
-         WHERE c.consumer = b.consumer AND c.aggregate_type = b.aggregate_type
-           AND c.aggregate_id = b.aggregate_id",
-    )
-    .bind(&consumers)
-    .bind(&types)
-    .bind(&ids)
-    .bind(&sequences)
-    .execute(&mut *tx)
-    .await
-    .map(|_| ())
 }
 
 /// The last sequence applied by one consumer to one aggregate (0: none), without locking.

@@ -29,7 +29,7 @@ pub mod trace;
 
 pub use bus::{Bus, BusError};
 pub use consumer::{
-    ConsumerRunner, EventHandler, Group, HandlerError, ReceivedEvent, Subscription,
+    ConsumerRunner, EventHandler, Group, HandlerError, Pace, ReceivedEvent, Subscription,
 };
 pub use envelope::EventEnvelope;
 pub use namespace::Namespace;

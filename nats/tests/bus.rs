@@ -9,7 +9,7 @@ use std::time::Duration;
 use brigade_nats::schema::EVENT_STORE;
 use brigade_nats::{
     migrate, Bus, ConsumerRunner, EventEnvelope, EventHandler, HandlerError, Migration, Namespace,
-    OutboxRelay, ReceivedEvent, Subscription,
+    OutboxRelay, Pace, ReceivedEvent, Subscription,
 };
 use futures::StreamExt;
 use sqlx::{PgConnection, PgPool};
@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 const APPLIED: Migration = Migration {
     name: "test_applied",
-    sql: "CREATE TABLE applied (aggregate_id text, sequence bigint, applied_at timestamptz DEFAULT clock_timestamp())",
+    sql: "CREATE TABLE applied (aggregate_id text, sequence bigint, applied_at timestamptz DEFAULT clock_timestamp(), tx bigint DEFAULT txid_current())",
 };
 
 struct Fixture {
@@ -96,6 +96,10 @@ impl Fixture {
     }
 
     fn consume(&self, handler: Arc<dyn EventHandler>, max_attempts: i64) {
+        self.consume_at(handler, max_attempts, Pace::AtOnce);
+    }
+
+    fn consume_at(&self, handler: Arc<dyn EventHandler>, max_attempts: i64, pace: Pace) {
         let subscription = Subscription {
             name: "test-consumer".into(),
             source: "orders",
@@ -103,7 +107,8 @@ impl Fixture {
             handler,
         };
         let runner = ConsumerRunner::new(self.pool.clone(), self.bus.clone(), subscription)
-            .max_attempts(max_attempts);
+            .max_attempts(max_attempts)
+            .pace(pace);
         tokio::spawn(runner.run(self.stop.subscribe()));
     }
 
@@ -319,7 +324,7 @@ async fn messages_that_queue_up_are_applied_together_yet_once_each_and_in_order(
 }
 
 /// A queue of messages with nothing failing: the lanes apply it in runs, one transaction and
-/// two checkpoint statements a run, and still each message once, in order, duplicates and
+/// one checkpoint statement a run, and still each message once, in order, duplicates and
 /// early ones recognised inside a run as between runs.
 #[tokio::test]
 async fn a_queue_is_applied_in_runs_with_every_checkpoint_where_it_belongs() {
@@ -368,6 +373,52 @@ async fn a_queue_is_applied_in_runs_with_every_checkpoint_where_it_belongs() {
         transactions < messages,
         "{messages} messages took {transactions} transactions: none was applied in a run"
     );
+    fixture.cleanup().await;
+}
+
+/// A consumer no screen waits on (`Pace::Gathered`) lingers after a message for others to
+/// join it: messages that come one by one while it runs, too far apart to queue up behind a
+/// transaction, are applied in one transaction all the same, once each and in order.
+#[tokio::test]
+async fn a_gathering_consumer_applies_messages_that_come_one_by_one_together() {
+    let fixture = Fixture::new().await;
+    fixture.consume_at(
+        recorder(0, None),
+        12,
+        Pace::Gathered {
+            linger: Duration::from_secs(3),
+        },
+    );
+    let id = Uuid::new_v4().to_string();
+    for sequence in 1..=6 {
+        fixture.publish(&id, sequence).await;
+        // Far longer than applying one takes: at once, each would be committed alone.
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    // A duplicate and an early event among them are told apart inside the run too.
+    fixture.publish(&id, 3).await;
+    fixture.publish(&id, 8).await;
+    fixture.publish(&id, 7).await;
+    fixture.wait_for(&id, &[1, 2, 3, 4, 5, 6, 7, 8]).await;
+    let transactions: Vec<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT tx FROM applied WHERE aggregate_id = $1 AND sequence <= 7",
+    )
+    .bind(&id)
+    .fetch_all(&fixture.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        transactions.len(),
+        1,
+        "the first seven events, published over a quarter of a second, in one transaction"
+    );
+    let checkpoint: i64 = sqlx::query_scalar(
+        "SELECT last_sequence FROM consumer_checkpoints WHERE consumer = 'test-consumer'",
+    )
+    .fetch_one(&fixture.pool)
+    .await
+    .unwrap();
+    assert_eq!(checkpoint, 8);
     fixture.cleanup().await;
 }
 

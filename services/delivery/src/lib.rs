@@ -71,7 +71,8 @@ pub async fn run_with(settings: Settings, config: DeliveryConfig) -> anyhow::Res
     service.spawn(move |shutdown| {
         brigade_platform::auth::follow_disabled_accounts(bus, guard, shutdown)
     });
-    service.subscribe_all(consumers(&service.pool));
+    // Nobody watches these consumers' effects to the millisecond: they gather (`Pace`).
+    service.subscribe_all(consumers(&service.pool), &[]);
     let hub = feed::FeedHub::start(service.pool.clone(), service.shutdown_signal());
     if config.auto_dispatch {
         let dispatcher =

@@ -40,7 +40,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     .await?;
     let tickets = brigade_nats::store::event_store::<Ticket>(service.pool.clone(), ());
     service.run_relay();
-    service.subscribe_all(consumers());
+    // The chefs' screens follow the queue: a new order shows as soon as its ticket opens, a
+    // new quote as soon as it is made. The kitchen's copy of the dishes may gather a few
+    // milliseconds of events into one transaction. (Gathered, the quotes reached the screens
+    // in bursts that held a new order's frame back: 5 → 37 ms p99 at 20 orders/s.)
+    service.subscribe_all(
+        consumers(),
+        &[
+            subscriptions::FROM_ORDERS,
+            kitchen_queue::NAME,
+            kitchen_queue::ESTIMATES_NAME,
+        ],
+    );
     // Tokens of accounts disabled in identity stop working here too.
     let (bus, guard) = (service.bus.clone(), verifier.clone());
     service.spawn(move |shutdown| {

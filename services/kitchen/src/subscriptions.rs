@@ -22,11 +22,14 @@ use brigade_projections::kitchen_queue;
 use chrono::Utc;
 use sqlx::PgConnection;
 
+/// The subscription that opens a ticket for each order placed: a chef's screen waits on it.
+pub const FROM_ORDERS: &str = "kitchen-from-orders";
+
 /// The kitchen's subscriptions.
 #[must_use]
 pub fn all() -> Vec<Subscription> {
     vec![Subscription {
-        name: "kitchen-from-orders".to_owned(),
+        name: FROM_ORDERS.to_owned(),
         source: "orders",
         aggregate_types: vec!["order"],
         handler: Arc::new(FromOrders {

@@ -59,7 +59,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let dishes = brigade_nats::store::event_store::<Dish>(service.pool.clone(), ());
     starter_menu::seed(&dishes).await?;
     service.run_relay();
-    service.subscribe_all(consumers(&service.pool));
+    // Nobody watches these consumers' effects to the millisecond: they gather (`Pace`).
+    service.subscribe_all(consumers(&service.pool), &[]);
     // Tokens of accounts disabled in identity stop working here too.
     let (bus, guard) = (service.bus.clone(), verifier.clone());
     service.spawn(move |shutdown| {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brigade_nats::schema::EVENT_STORE;
-use brigade_nats::{Bus, ConsumerRunner, Group, Migration, OutboxRelay, Subscription};
+use brigade_nats::{Bus, ConsumerRunner, Group, Migration, OutboxRelay, Pace, Subscription};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::Cors;
 use poem::{EndpointExt, Route};
@@ -95,9 +95,20 @@ impl Service {
     /// Starts the durable subscriptions of this service, whose lag `/metrics` reports (for one
     /// that reads the service's own stream, a read model, also its lag behind the event
     /// store). Those that read the same events of one stream share one JetStream consumer and
-    /// one transaction per message ([`Group::sharing_events`]).
-    pub fn subscribe_all(&mut self, subscriptions: Vec<Subscription>) {
+    /// one transaction per message ([`Group::sharing_events`]). Those named in `watched`, whose
+    /// effect someone waits to see on a screen, apply each message at once; the others gather
+    /// what comes within a few milliseconds into one transaction ([`Pace`]).
+    pub fn subscribe_all(&mut self, subscriptions: Vec<Subscription>, watched: &[&str]) {
         for group in Group::sharing_events(self.name.as_str(), subscriptions) {
+            let pace = if group
+                .members()
+                .iter()
+                .any(|s| watched.contains(&s.name.as_str()))
+            {
+                Pace::AtOnce
+            } else {
+                Pace::GATHERED
+            };
             for subscription in group.members() {
                 self.handlers
                     .push((subscription.name.clone(), subscription.handler.clone()));
@@ -109,7 +120,8 @@ impl Service {
                     &subscription.aggregate_types,
                 );
             }
-            let runner = ConsumerRunner::group(self.pool.clone(), self.bus.clone(), group);
+            let runner =
+                ConsumerRunner::group(self.pool.clone(), self.bus.clone(), group).pace(pace);
             let shutdown = self.shutdown.subscribe();
             self.tasks.push(tokio::spawn(runner.run(shutdown)));
         }
