@@ -361,6 +361,23 @@ pub async fn ticket(
     Ok(row.map(|row| row.into_ticket(now)))
 }
 
+/// The tickets of several orders in one read, timed at `now` (an order with no ticket is
+/// absent): what a kitchen screen's stream reads for a burst of changes.
+///
+/// # Errors
+/// A database error.
+pub async fn tickets(
+    pool: &PgPool,
+    order_ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<Vec<QueuedTicket>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(&format!("{SELECT} WHERE order_id = ANY($1)"))
+        .bind(order_ids)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(|row| row.into_ticket(now)).collect())
+}
+
 /// The name a dish had on its latest ticket (the kitchen's copy of the menu keeps no names),
 /// for the record of a chef saying it ran out.
 ///

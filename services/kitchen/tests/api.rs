@@ -585,6 +585,108 @@ async fn a_connected_kitchen_screen_receives_a_new_order_live_and_can_resume() {
     drop_databases(&kitchen.settings).await;
 }
 
+/// A screen that comes back after several changes reads what it missed in one go: each
+/// ticket once, as it is now, under its latest change (the frames of its earlier changes
+/// would only have shown the same ticket again).
+#[tokio::test]
+async fn a_screen_that_resumes_gets_each_changed_ticket_once_as_it_is_now() {
+    let kitchen = Kitchen::start().await;
+    let first = kitchen.place(2).await;
+    let second = kitchen.place(1).await;
+    for path in [
+        format!("/tickets/{first}/items/0/start"),
+        format!("/tickets/{second}/items/0/start"),
+        format!("/tickets/{first}/items/1/start"),
+    ] {
+        assert_eq!(kitchen.post(&path, &kitchen.chef, json!({})).await.0, 200);
+    }
+    // The estimator quotes the tickets again after each move (more changes): until it is
+    // done, for a second, so that what the screen missed is all there when it comes back.
+    let pool = kitchen.pool().await;
+    let changes = || async {
+        let changes: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, key FROM projection_changes WHERE feed = 'kitchen' ORDER BY id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        changes
+    };
+    let mut missed = changes().await;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = changes().await;
+        if now == missed {
+            break;
+        }
+        missed = now;
+    }
+    let first_changes = missed.iter().filter(|(_, key)| *key == first.to_string());
+    assert!(first_changes.count() >= 3, "{missed:?}");
+    let last_missed = missed.last().unwrap().0;
+
+    let response = kitchen
+        .http
+        .get(format!("{}/tickets/stream", kitchen.base))
+        .bearer_auth(&kitchen.chef)
+        .header("Last-Event-ID", "0")
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let mut received = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let frames = |text: &str| -> Vec<(i64, Value)> {
+        text.split("\n\n")
+            .filter_map(|frame| {
+                let id = frame.lines().find_map(|l| l.strip_prefix("id:"))?;
+                let data = frame.lines().find_map(|l| l.strip_prefix("data:"))?;
+                Some((
+                    id.trim().parse().ok()?,
+                    serde_json::from_str(data.trim()).ok()?,
+                ))
+            })
+            .collect()
+    };
+    while !frames(&received).iter().any(|(id, _)| *id >= last_missed) {
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(body);
+    let caught_up: Vec<(i64, Value)> = frames(&received)
+        .into_iter()
+        .filter(|(id, _)| *id <= last_missed)
+        .collect();
+    let shown: Vec<&str> = caught_up
+        .iter()
+        .map(|(_, change)| change["ticket"]["orderId"].as_str().unwrap())
+        .collect();
+    let (first, second) = (first.to_string(), second.to_string());
+    assert_eq!(
+        shown.iter().filter(|id| **id == first).count(),
+        1,
+        "{shown:?}"
+    );
+    assert_eq!(
+        shown.iter().filter(|id| **id == second).count(),
+        1,
+        "{shown:?}"
+    );
+    let ids: Vec<i64> = caught_up.iter().map(|(id, _)| *id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let (_, latest) = caught_up
+        .iter()
+        .find(|(_, change)| change["ticket"]["orderId"] == first.as_str())
+        .unwrap();
+    assert_eq!(latest["ticket"]["items"][0]["status"], "in_preparation");
+    assert_eq!(latest["ticket"]["items"][1]["status"], "in_preparation");
+    drop_databases(&kitchen.settings).await;
+}
+
 fn at(value: &Value) -> DateTime<Utc> {
     value.as_str().unwrap().parse().unwrap()
 }
