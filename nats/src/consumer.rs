@@ -804,13 +804,31 @@ impl Inner {
             }
         }
         let mut tx = self.pool.begin().await?;
-        let claimed = claim_runs(&mut tx, &runs).await?;
+        let mut claimed = claim_runs(&mut tx, &runs).await?;
         let others: Vec<Key<'_>> = runs
             .keys()
             .filter(|key| !claimed.contains(*key))
             .copied()
             .collect();
         let mut last = last_of(&mut tx, &others).await?;
+        // A run that did not start where its checkpoint stands (a redelivery of an event
+        // applied already, or an early one, at its head): the events behind it that do follow
+        // the checkpoint are claimed by a second statement, rather than sent back as early.
+        // (The first statement's conflict locked the row, so the checkpoint read stays true.)
+        let mut from_checkpoint: HashMap<Key<'_>, (i64, i64)> = HashMap::new();
+        for key in &others {
+            let applied = last.get(key).copied().unwrap_or(0);
+            let end = run_after(deliveries, key, applied);
+            if end > applied {
+                from_checkpoint.insert(*key, (applied + 1, end));
+            }
+        }
+        if !from_checkpoint.is_empty() {
+            for key in claim_runs(&mut tx, &from_checkpoint).await? {
+                runs.insert(key, from_checkpoint[&key]);
+                claimed.push(key);
+            }
+        }
         for key in &claimed {
             // Applied as the handlers go: the sequence before the run's first, at first.
             last.insert(*key, runs[key].0 - 1);
@@ -1099,6 +1117,24 @@ async fn claim_next_for(
         .filter(|(_, last)| *last == envelope.sequence)
         .map(|(consumer, _)| consumer)
         .collect())
+}
+
+/// The last sequence of the run that follows `after` for one checkpoint: each next sequence
+/// of `key` received, in delivery order, after the one before it (`after` itself: none).
+fn run_after(deliveries: &[Delivery<'_>], key: &Key<'_>, after: i64) -> i64 {
+    let mut end = after;
+    for delivery in deliveries {
+        let envelope = &delivery.event.envelope;
+        if delivery
+            .members
+            .iter()
+            .any(|member| Key::of(member, envelope) == *key)
+            && envelope.sequence == end + 1
+        {
+            end = envelope.sequence;
+        }
+    }
+    end
 }
 
 /// One checkpoint: a consumer's of one aggregate.

@@ -417,15 +417,20 @@ impl KitchenApi {
         // estimator re-quotes a hundred tickets, a new order's frame does not wait behind a
         // hundred reads (the kitchen screen's tail at load; see BENCHMARKS.md).
         .ready_chunks(READ_AT_ONCE)
-        .filter_map(move |changes| {
+        .then(move |changes| {
             let pool = pool.clone();
             let station = station.clone();
-            async move {
-                let frames = ticket_changes(&pool, changes, station.as_deref()).await;
-                Some(futures::stream::iter(frames))
-            }
+            async move { ticket_changes(&pool, changes, station.as_deref()).await }
         })
-        .flatten()
+        // A read that fails ends the stream: the screen reconnects from the last id it got and
+        // misses nothing, where sending the frames after it would skip these changes for good.
+        .take_while(|frames| {
+            if let Err(error) = frames {
+                tracing::warn!(%error, "cannot read the tickets of the kitchen's changes; ending the stream");
+            }
+            std::future::ready(frames.is_ok())
+        })
+        .flat_map(|frames| futures::stream::iter(frames.unwrap_or_default()))
         .boxed();
         Ok(EventStream::new(changes)
             .keep_alive(std::time::Duration::from_secs(15))
@@ -562,37 +567,23 @@ impl KitchenApi {
     }
 }
 
-/// A station name as the menu spells it (trimmed, lower case); a blank one is refused.
 /// Most changes of the kitchen feed one stream reads in one query.
 const READ_AT_ONCE: usize = 256;
 
-/// The frames for changes of the kitchen feed, in their order: each order's ticket as it is
-/// now, read in one query for them all, sent once under its latest change (an earlier change
-/// of the same order would only show the same ticket), cut to `station` if one is asked for.
-/// A read that fails sends nothing for these changes, as a ticket gone would not be sent.
+/// The frames for changes of the kitchen feed: each order's ticket as it is now, read in one
+/// query for them all, sent once under its highest change id (an earlier change of the same
+/// order would only show the same ticket), in id order, cut to `station` if one is asked for.
+/// Notifications come in commit order, which is not always id order: the highest id, not the
+/// last one received, is what a client that resumes from it must have seen.
 async fn ticket_changes(
     pool: &PgPool,
     changes: Vec<feed::Change>,
     station: Option<&str>,
-) -> Vec<TicketChange> {
-    let mut latest: Vec<(i64, Uuid)> = Vec::with_capacity(changes.len());
-    for change in changes.iter().rev() {
-        if let Ok(order_id) = change.key.parse::<Uuid>() {
-            if !latest.iter().any(|(_, id)| *id == order_id) {
-                latest.push((change.id, order_id));
-            }
-        }
-    }
-    latest.reverse();
+) -> Result<Vec<TicketChange>, sqlx::Error> {
+    let latest = latest_per_order(&changes);
     let order_ids: Vec<Uuid> = latest.iter().map(|(_, id)| *id).collect();
-    let tickets = match kitchen_queue::tickets(pool, &order_ids, Utc::now()).await {
-        Ok(tickets) => tickets,
-        Err(error) => {
-            tracing::warn!(%error, "cannot read the tickets of the kitchen's changes");
-            return Vec::new();
-        }
-    };
-    latest
+    let tickets = kitchen_queue::tickets(pool, &order_ids, Utc::now()).await?;
+    Ok(latest
         .into_iter()
         .filter_map(|(change_id, order_id)| {
             let ticket = tickets.iter().find(|t| t.order_id == order_id)?.clone();
@@ -602,9 +593,26 @@ async fn ticket_changes(
             };
             Some(TicketChange { change_id, ticket })
         })
-        .collect()
+        .collect())
 }
 
+/// Each order of `changes` once, with its highest change id, in id order.
+fn latest_per_order(changes: &[feed::Change]) -> Vec<(i64, Uuid)> {
+    let mut latest: Vec<(i64, Uuid)> = Vec::with_capacity(changes.len());
+    for change in changes {
+        let Ok(order_id) = change.key.parse::<Uuid>() else {
+            continue;
+        };
+        match latest.iter_mut().find(|(_, id)| *id == order_id) {
+            Some(seen) => seen.0 = seen.0.max(change.id),
+            None => latest.push((change.id, order_id)),
+        }
+    }
+    latest.sort_unstable();
+    latest
+}
+
+/// A station name as the menu spells it (trimmed, lower case); a blank one is refused.
 fn station_filter(station: Option<String>) -> Result<Option<String>, Problem> {
     let Some(station) = station else {
         return Ok(None);
@@ -652,4 +660,30 @@ fn count(n: usize) -> u32 {
 
 fn tenths(seconds: f64) -> f64 {
     (seconds * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(id: i64, order_id: Uuid) -> feed::Change {
+        feed::Change {
+            id,
+            feed: kitchen_queue::FEED.to_owned(),
+            key: order_id.to_string(),
+        }
+    }
+
+    /// Notifications come in commit order: an order changed at 11 and 12, received as 12 then
+    /// 11, is sent under 12, and before an order whose change is 13, so that a screen that
+    /// resumes from 13 has seen them all.
+    #[test]
+    fn a_burst_sends_each_order_once_under_its_highest_change_in_id_order() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let changes = [change(12, a), change(13, b), change(11, a)];
+        assert_eq!(latest_per_order(&changes), [(12, a), (13, b)]);
+        let mut broken = change(14, b);
+        broken.key = "not an order".to_owned();
+        assert_eq!(latest_per_order(&[broken]), []);
+    }
 }
