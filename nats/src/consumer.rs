@@ -1153,6 +1153,13 @@ impl<'a> Key<'a> {
             aggregate_id: &envelope.aggregate_id,
         }
     }
+
+    /// Whether a row's `(consumer, aggregate_type, aggregate_id)` is this checkpoint's.
+    fn is(&self, consumer: &str, aggregate_type: &str, aggregate_id: &str) -> bool {
+        self.consumer == consumer
+            && self.aggregate_type == aggregate_type
+            && self.aggregate_id == aggregate_id
+    }
 }
 
 /// The keys' columns, in key order: what `unnest` takes.
@@ -1233,10 +1240,7 @@ async fn claim_runs<'a>(
         .filter(|key| {
             rows.iter()
                 .any(|(consumer, aggregate_type, aggregate_id, last)| {
-                    key.consumer == consumer
-                        && key.aggregate_type == aggregate_type
-                        && key.aggregate_id == aggregate_id
-                        && *last == runs[key].1
+                    key.is(consumer, aggregate_type, aggregate_id) && *last == runs[key].1
                 })
         })
         .collect())
@@ -1269,9 +1273,7 @@ async fn last_of<'a>(
         .filter_map(|key| {
             rows.iter()
                 .find(|(consumer, aggregate_type, aggregate_id, _)| {
-                    key.consumer == consumer
-                        && key.aggregate_type == aggregate_type
-                        && key.aggregate_id == aggregate_id
+                    key.is(consumer, aggregate_type, aggregate_id)
                 })
                 .map(|row| (*key, row.3))
         })

@@ -541,16 +541,11 @@ async fn a_connected_kitchen_screen_receives_a_new_order_live_and_can_resume() {
     let mut body = response.bytes_stream();
     let order_id = Uuid::new_v4();
     kitchen.publish(order_id, 1, &placed(order_id, 1)).await;
-    let mut received = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !received.contains(&order_id.to_string()) {
-        let chunk = tokio::time::timeout_at(deadline, body.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        received.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    let received = read_until(&mut body, deadline, |received| {
+        received.contains(&order_id.to_string())
+    })
+    .await;
     let id_line = received.lines().find(|l| l.starts_with("id:")).unwrap();
     let last_id: i64 = id_line.trim_start_matches("id:").trim().parse().unwrap();
 
@@ -571,15 +566,10 @@ async fn a_connected_kitchen_screen_receives_a_new_order_live_and_can_resume() {
         .await
         .unwrap();
     let mut body = response.bytes_stream();
-    let mut resumed = String::new();
-    while !resumed.contains("in_preparation") {
-        let chunk = tokio::time::timeout_at(deadline, body.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        resumed.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    read_until(&mut body, deadline, |resumed| {
+        resumed.contains("in_preparation")
+    })
+    .await;
     drop(body);
     let _ = Actor::System;
     drop_databases(&kitchen.settings).await;
@@ -634,7 +624,6 @@ async fn a_screen_that_resumes_gets_each_changed_ticket_once_as_it_is_now() {
         .await
         .unwrap();
     let mut body = response.bytes_stream();
-    let mut received = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let frames = |text: &str| -> Vec<(i64, Value)> {
         text.split("\n\n")
@@ -648,14 +637,10 @@ async fn a_screen_that_resumes_gets_each_changed_ticket_once_as_it_is_now() {
             })
             .collect()
     };
-    while !frames(&received).iter().any(|(id, _)| *id >= last_missed) {
-        let chunk = tokio::time::timeout_at(deadline, body.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        received.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    let received = read_until(&mut body, deadline, |received| {
+        frames(received).iter().any(|(id, _)| *id >= last_missed)
+    })
+    .await;
     drop(body);
     let caught_up: Vec<(i64, Value)> = frames(&received)
         .into_iter()
@@ -685,6 +670,24 @@ async fn a_screen_that_resumes_gets_each_changed_ticket_once_as_it_is_now() {
     assert_eq!(latest["ticket"]["items"][0]["status"], "in_preparation");
     assert_eq!(latest["ticket"]["items"][1]["status"], "in_preparation");
     drop_databases(&kitchen.settings).await;
+}
+
+/// What an SSE response sent, read until `enough` says so (or the deadline fails the test).
+async fn read_until<B: AsRef<[u8]>>(
+    body: &mut (impl futures::Stream<Item = reqwest::Result<B>> + Unpin),
+    deadline: tokio::time::Instant,
+    enough: impl Fn(&str) -> bool,
+) -> String {
+    let mut received = String::new();
+    while !enough(&received) {
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        received.push_str(&String::from_utf8_lossy(chunk.as_ref()));
+    }
+    received
 }
 
 fn at(value: &Value) -> DateTime<Utc> {
@@ -831,16 +834,11 @@ async fn each_station_sees_only_its_items_with_the_dishes_station_and_target() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let mut body = response.bytes_stream();
-    let mut received = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !received.contains(&order_id.to_string()) {
-        let chunk = tokio::time::timeout_at(deadline, body.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        received.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    let received = read_until(&mut body, deadline, |received| {
+        received.contains(&order_id.to_string())
+    })
+    .await;
     assert!(!received.contains(&cold_only.to_string()));
     assert!(!received.contains("\"pastry\""));
     drop(body);
