@@ -34,8 +34,8 @@
 //! one after the other, different aggregates in parallel. Messages that queue up in a lane
 //! (under load) are applied together, in one transaction, each exactly as above; one statement
 //! locks the checkpoints of the whole run and one advances them. A consumer no screen waits on
-//! ([`Pace::Gathered`]) also lingers a few milliseconds after a message for others to join it,
-//! so that it commits runs at moderate load too.
+//! ([`Pace::Gathered`]) also lingers a few milliseconds after a message for others to join it
+//! when its messages come that close together, so that it commits runs at moderate load too.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -292,10 +292,12 @@ pub enum Pace {
     /// Each at once, in eight lanes: what a screen waits on (a new order on the kitchen's).
     #[default]
     AtOnce,
-    /// What arrives within `linger` of a message, in two lanes, applied in one transaction
-    /// with it: for the consumers nobody watches to the millisecond, so that they commit a few
-    /// messages at a time at moderate load too, where at once they would commit each alone
-    /// (a `BEGIN`, a claim and a `COMMIT` a message; see BENCHMARKS.md).
+    /// Under load, what arrives within `linger` of a message, in two lanes, applied in one
+    /// transaction with it: for the consumers nobody watches to the millisecond, so that they
+    /// commit a few messages at a time at moderate load too, where at once they would commit
+    /// each alone (a `BEGIN`, a claim and a `COMMIT` a message; see BENCHMARKS.md). A lane
+    /// lingers only when its messages come closer together than `linger`: a message alone is
+    /// applied at once, as with `AtOnce`.
     Gathered { linger: Duration },
 }
 
@@ -458,17 +460,27 @@ impl ConsumerRunner {
             let (tx, mut rx) = mpsc::channel::<Message>(32);
             let inner = self.inner.clone();
             workers.push(tokio::spawn(async move {
+                // When the lane last received a message: it lingers only when messages come
+                // closer together than `linger` (load), so that one alone (a manager's click,
+                // a quiet night) is applied at once, and a read right after its command finds it.
+                let mut last_received: Option<tokio::time::Instant> = None;
                 while let Some(message) = rx.recv().await {
+                    let now = tokio::time::Instant::now();
+                    let lingers = last_received.is_some_and(|at| now.duration_since(at) < linger);
+                    last_received = Some(now);
                     // The messages already waiting behind this one, and those that come while
                     // the lane lingers, go in the same transaction.
-                    let until = tokio::time::Instant::now() + linger;
+                    let until = now + linger;
                     let mut batch = vec![message];
                     while batch.len() < BATCH {
                         match rx.try_recv() {
                             Ok(next) => batch.push(next),
-                            Err(mpsc::error::TryRecvError::Empty) if !linger.is_zero() => {
+                            Err(mpsc::error::TryRecvError::Empty) if lingers => {
                                 match tokio::time::timeout_at(until, rx.recv()).await {
-                                    Ok(Some(next)) => batch.push(next),
+                                    Ok(Some(next)) => {
+                                        last_received = Some(tokio::time::Instant::now());
+                                        batch.push(next);
+                                    }
                                     Ok(None) | Err(_) => break,
                                 }
                             }
