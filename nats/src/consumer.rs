@@ -33,7 +33,7 @@
 //! Messages are spread over a few lanes by aggregate id: one aggregate's events are applied
 //! one after the other, different aggregates in parallel. Messages that queue up in a lane
 //! (under load) are applied together, in one transaction, each exactly as above; one statement
-//! locks the checkpoints of the whole run and one advances them. A consumer no screen waits on
+//! claims the checkpoints of the whole run, each row written once. A consumer no screen waits on
 //! ([`Pace::Gathered`]) also lingers a few milliseconds after a message for others to join it
 //! when its messages come that close together, so that it commits runs at moderate load too.
 
@@ -801,20 +801,20 @@ impl Inner {
         &self,
         deliveries: &[Delivery<'_>],
     ) -> Result<Vec<Vec<Outcome>>, HandlerError> {
-        // Per checkpoint, the run it would take: from its first event in the batch, each next
-        // sequence received after the one before it.
-        let mut runs: HashMap<Key<'_>, (i64, i64)> = HashMap::new();
+        // Per checkpoint, the run it would take: from its first event in the batch on.
+        let mut firsts: HashMap<Key<'_>, i64> = HashMap::new();
         for delivery in deliveries {
             let envelope = &delivery.event.envelope;
             for member in &delivery.members {
-                let run = runs
+                firsts
                     .entry(Key::of(member, envelope))
-                    .or_insert((envelope.sequence, envelope.sequence - 1));
-                if envelope.sequence == run.1 + 1 {
-                    run.1 = envelope.sequence;
-                }
+                    .or_insert(envelope.sequence);
             }
         }
+        let mut runs: HashMap<Key<'_>, (i64, i64)> = firsts
+            .into_iter()
+            .map(|(key, first)| (key, (first, run_after(deliveries, &key, first - 1))))
+            .collect();
         let mut tx = self.pool.begin().await?;
         let mut claimed = claim_runs(&mut tx, &runs).await?;
         let others: Vec<Key<'_>> = runs

@@ -354,11 +354,7 @@ pub async fn ticket(
     order_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Option<QueuedTicket>, sqlx::Error> {
-    let row: Option<Row> = sqlx::query_as(&format!("{SELECT} WHERE order_id = $1"))
-        .bind(order_id)
-        .fetch_optional(pool)
-        .await?;
-    Ok(row.map(|row| row.into_ticket(now)))
+    Ok(tickets(pool, &[order_id], now).await?.pop())
 }
 
 /// The tickets of several orders in one read, timed at `now` (an order with no ticket is
