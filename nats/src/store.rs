@@ -185,7 +185,24 @@ pub async fn execute_in<A: Aggregate>(
     command: A::Command,
     services: &A::Services,
 ) -> Result<Vec<crate::EventEnvelope>, AggregateError<A::Error>> {
-    let id = &cause.aggregate_id;
+    execute_in_with_metadata::<A>(tx, &cause.aggregate_id, command, services, caused_by(cause))
+        .await
+}
+
+/// Executes `command` on the aggregate `id` inside the transaction `tx`, with the given
+/// metadata: [`execute_in`] for a caller whose commands are not caused by one event, and
+/// that records several in one commit (the kitchen's estimator, a pass's quotes). Same
+/// outcomes; after `AggregateConflict` the transaction is spoilt and must be rolled back.
+///
+/// # Errors
+/// As `execute`'s.
+pub async fn execute_in_with_metadata<A: Aggregate>(
+    tx: &mut PgConnection,
+    id: &str,
+    command: A::Command,
+    services: &A::Services,
+    metadata: CommandMetadata,
+) -> Result<Vec<crate::EventEnvelope>, AggregateError<A::Error>> {
     let stored: Vec<(serde_json::Value,)> = sqlx::query_as(
         "SELECT payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2
           ORDER BY sequence",
@@ -202,9 +219,7 @@ pub async fn execute_in<A: Aggregate>(
             .map_err(|e| AggregateError::DeserializationError(Box::new(e)))?;
         aggregate.apply(event);
     }
-    let events = decide(aggregate, command, services, caused_by(cause))
-        .await?
-        .1;
+    let events = decide(aggregate, command, services, metadata).await?.1;
     if events.event_types.is_empty() {
         return Ok(Vec::new());
     }
