@@ -12,6 +12,7 @@
 //! Ready-time quotes (`kitchen.estimate.*`, from the kitchen's estimator) are kept beside the
 //! queue in `kitchen_estimates` by a third subscription, and shown on each ticket.
 
+use brigade_domain::kitchen::estimate::PrepSample;
 use brigade_domain::kitchen::{EstimateEvent, ItemStatus, TicketEvent};
 use brigade_domain::ordering::{Dish, DishEvent};
 use brigade_nats::{EventHandler, HandlerError, Migration, ReceivedEvent, Subscription};
@@ -327,22 +328,37 @@ pub async fn closed_since(
     Ok(rows.into_iter().map(|row| row.into_ticket(now)).collect())
 }
 
-/// Tickets placed since `since`, whatever their state (the history the estimator learns from).
+/// How long each line finished since `since` took, from started to ready, beside its dish's
+/// preparation minutes: what the estimator learns the kitchen's pace from. Read in SQL, line
+/// by line, so that only the two numbers of each finished line leave the database, not every
+/// ticket of the period (a busy evening's thousands, each with its names and notes).
 ///
 /// # Errors
 /// A database error.
-pub async fn placed_since(
+pub async fn prep_samples(
     pool: &PgPool,
     since: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<Vec<QueuedTicket>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "{SELECT} WHERE placed_at >= $1 ORDER BY placed_at, order_id"
-    ))
+) -> Result<Vec<PrepSample>, sqlx::Error> {
+    let rows: Vec<(i64, i32)> = sqlx::query_as(
+        "SELECT trunc(extract(epoch FROM ready_at - started_at))::bigint,
+                coalesce((item->>'prepMinutes')::integer, $2)
+           FROM kitchen_queue,
+                jsonb_array_elements(items) AS item,
+                LATERAL (SELECT (item->>'startedAt')::timestamptz AS started_at,
+                                (item->>'readyAt')::timestamptz AS ready_at) AS line
+          WHERE placed_at >= $1 AND started_at IS NOT NULL AND ready_at >= $1",
+    )
     .bind(since)
+    .bind(i32::try_from(DEFAULT_PREP_MINUTES).unwrap_or(i32::MAX))
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(|row| row.into_ticket(now)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(actual_secs, prep_minutes)| PrepSample {
+            actual_secs,
+            prep_minutes: u32::try_from(prep_minutes).unwrap_or(0),
+        })
+        .collect())
 }
 
 /// One ticket, whatever its state, timed at `now`.

@@ -10,16 +10,17 @@
 //! a quote is recorded only when it moves by two minutes or more.
 //!
 //! The estimator runs in every replica, after each change of the queue (debounced) and every
-//! [`TICK`] (time alone moves the quote of a late ticket). Replicas racing on one order are
+//! [`TICK`] (time alone moves the quote of a late ticket). A pass records its quotes in one
+//! transaction, and the pace it learns from the finished lines is read once per tick. Replicas racing on one order are
 //! harmless: the second quote is within the threshold and records nothing, and a concurrency
 //! conflict is simply left to the next pass.
 
 use std::time::Duration as StdDuration;
 
-use brigade_domain::kitchen::estimate::{self, KitchenModel, LoadItem, LoadTicket, PrepSample};
+use brigade_domain::kitchen::estimate::{self, KitchenModel, LoadItem, LoadTicket};
 use brigade_domain::kitchen::{EstimateCommand, ItemStatus, ReadyEstimate};
 use brigade_domain::Actor;
-use brigade_nats::store::{CommandMetadata, EventStore};
+use brigade_nats::store::{self, CommandMetadata};
 use brigade_projections::feed::FeedHub;
 use brigade_projections::kitchen_queue::{self, ItemState, QueuedTicket};
 use chrono::{DateTime, Duration, Utc};
@@ -43,7 +44,7 @@ pub struct Load {
 }
 
 impl Load {
-    /// Reads the open tickets and the recent history from the queue.
+    /// Reads the open tickets and the kitchen's pace from the queue.
     ///
     /// # Errors
     /// A database error.
@@ -52,28 +53,24 @@ impl Load {
         now: DateTime<Utc>,
         lanes_per_station: u32,
     ) -> Result<Self, sqlx::Error> {
+        let model = KitchenModel {
+            lanes_per_station,
+            pace: read_pace(pool, now).await?,
+        };
+        Self::read_with(pool, now, model).await
+    }
+
+    /// Reads the open tickets; the model is the caller's.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn read_with(
+        pool: &PgPool,
+        now: DateTime<Utc>,
+        model: KitchenModel,
+    ) -> Result<Self, sqlx::Error> {
         let open = kitchen_queue::open_tickets(pool, now).await?;
-        let history_start = now - Duration::hours(PACE_HISTORY_HOURS);
-        let recent = kitchen_queue::placed_since(pool, history_start, now).await?;
-        let samples: Vec<PrepSample> = recent
-            .iter()
-            .flat_map(|ticket| &ticket.items)
-            .filter_map(|item| {
-                let (started, ready) = (item.started_at?, item.ready_at?);
-                (ready >= history_start).then(|| PrepSample {
-                    actual_secs: (ready - started).num_seconds(),
-                    prep_minutes: item.prep_minutes,
-                })
-            })
-            .collect();
-        Ok(Self {
-            now,
-            open,
-            model: KitchenModel {
-                lanes_per_station,
-                pace: estimate::pace(&samples),
-            },
-        })
+        Ok(Self { now, open, model })
     }
 
     fn tickets(&self) -> Vec<LoadTicket> {
@@ -129,18 +126,33 @@ fn whole_second(at: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at)
 }
 
-/// Quotes every open ticket whose quote has moved enough; returns how many were recorded.
+/// The kitchen's pace (see [`estimate::pace`]), from the lines finished in the last
+/// [`PACE_HISTORY_HOURS`].
 ///
 /// # Errors
-/// A database error while reading the queue (a refused or conflicting quote is skipped).
+/// A database error.
+pub async fn read_pace(pool: &PgPool, now: DateTime<Utc>) -> Result<f64, sqlx::Error> {
+    let since = now - Duration::hours(PACE_HISTORY_HOURS);
+    Ok(estimate::pace(
+        &kitchen_queue::prep_samples(pool, since).await?,
+    ))
+}
+
+/// Quotes every open ticket whose quote has moved enough, in one transaction (a busy
+/// kitchen's pass quotes tens of new tickets: one commit for them all, not one each); returns
+/// how many were recorded.
+///
+/// # Errors
+/// A database error. A refused quote is skipped; a quote another replica recorded meanwhile
+/// (a conflict) spoils the transaction: the pass is rolled back and left to the next one.
 pub async fn estimate_once(
     pool: &PgPool,
-    estimates: &EventStore<ReadyEstimate>,
-    lanes_per_station: u32,
+    model: KitchenModel,
     now: DateTime<Utc>,
-) -> Result<usize, sqlx::Error> {
-    let load = Load::read(pool, now, lanes_per_station).await?;
+) -> anyhow::Result<usize> {
+    let load = Load::read_with(pool, now, model).await?;
     let actor = serde_json::to_string(&Actor::System).unwrap_or_default();
+    let mut tx = None;
     let mut recorded = 0;
     for (ticket, (order_id, ready_at)) in load.open.iter().zip(load.ready_times()) {
         // The aggregate decides too; this only spares loading those whose quote holds.
@@ -150,6 +162,10 @@ pub async fn estimate_once(
         if holds {
             continue;
         }
+        let tx = match &mut tx {
+            Some(tx) => tx,
+            None => tx.insert(pool.begin().await?),
+        };
         let id = order_id.to_string();
         let metadata = CommandMetadata::by(actor.clone())
             .correlation(id.clone())
@@ -159,16 +175,22 @@ pub async fn estimate_once(
             ready_at,
             at: now,
         };
-        match estimates
-            .execute_with_metadata(&id, command, metadata.into_map())
+        match store::execute_in_with_metadata::<ReadyEstimate>(tx, &id, command, &(), metadata)
             .await
         {
-            Ok(()) => recorded += 1,
+            Ok(events) => recorded += usize::from(!events.is_empty()),
             Err(AggregateError::AggregateConflict) => {
                 tracing::debug!(%order_id, "quoted by another replica meanwhile; next pass");
+                return Ok(0);
             }
-            Err(error) => tracing::warn!(%order_id, %error, "cannot record a quote"),
+            Err(AggregateError::UserError(error)) => {
+                tracing::warn!(%order_id, %error, "a quote was refused");
+            }
+            Err(error) => return Err(error.into()),
         }
+    }
+    if let Some(tx) = tx {
+        tx.commit().await?;
     }
     Ok(recorded)
 }
@@ -176,7 +198,6 @@ pub async fn estimate_once(
 /// Runs the estimator until `shutdown`.
 pub async fn run(
     pool: PgPool,
-    estimates: EventStore<ReadyEstimate>,
     hub: FeedHub,
     lanes_per_station: u32,
     mut shutdown: watch::Receiver<bool>,
@@ -186,6 +207,8 @@ pub async fn run(
     // the debounce stretches to four times that, and the estimator never takes more than a
     // fifth of the kitchen's time however busy it gets (see BENCHMARKS.md).
     let mut last_pass = StdDuration::ZERO;
+    // The pace moves slowly (three hours of finished lines): read once per tick, not per pass.
+    let mut pace: Option<(f64, std::time::Instant)> = None;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !*shutdown.borrow() {
@@ -214,8 +237,20 @@ pub async fn run(
             _ = shutdown.changed() => return,
         }
         let started = std::time::Instant::now();
-        if let Err(error) = estimate_once(&pool, &estimates, lanes_per_station, Utc::now()).await {
-            tracing::warn!(%error, "cannot read the kitchen's load; next pass");
+        let now = Utc::now();
+        if pace.is_none_or(|(_, read)| read.elapsed() >= TICK) {
+            match read_pace(&pool, now).await {
+                Ok(value) => pace = Some((value, started)),
+                Err(error) => tracing::warn!(%error, "cannot read the kitchen's pace"),
+            }
+        }
+        let Some((pace, _)) = pace else { continue };
+        let model = KitchenModel {
+            lanes_per_station,
+            pace,
+        };
+        if let Err(error) = estimate_once(&pool, model, now).await {
+            tracing::warn!(%error, "cannot quote the open tickets; next pass");
         }
         last_pass = started.elapsed();
     }

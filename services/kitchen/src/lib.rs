@@ -21,7 +21,7 @@ pub mod estimator;
 pub mod subscriptions;
 
 use brigade_domain::kitchen::estimate::KitchenModel;
-use brigade_domain::kitchen::{ReadyEstimate, Ticket};
+use brigade_domain::kitchen::Ticket;
 use brigade_platform::auth::TokenVerifier;
 use brigade_platform::{Service, ServiceName, Settings};
 use brigade_projections::{feed, kitchen_queue};
@@ -60,9 +60,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let hub = feed::FeedHub::start(service.pool.clone(), service.shutdown_signal());
     let lanes = lanes_per_station();
     {
-        let estimates = brigade_nats::store::event_store::<ReadyEstimate>(service.pool.clone(), ());
         let (pool, hub) = (service.pool.clone(), hub.clone());
-        service.spawn(move |shutdown| estimator::run(pool, estimates, hub, lanes, shutdown));
+        service.spawn(move |shutdown| estimator::run(pool, hub, lanes, shutdown));
     }
     let api = api::KitchenApi {
         pool: service.pool.clone(),
