@@ -35,7 +35,9 @@
 //! (under load) are applied together, in one transaction, each exactly as above; one statement
 //! claims the checkpoints of the whole run, each row written once. A consumer no screen waits on
 //! ([`Pace::Gathered`]) also lingers a few milliseconds after a message for others to join it
-//! when its messages come that close together, so that it commits runs at moderate load too.
+//! when its messages come that close together, so that it commits runs at moderate load too;
+//! and such consumers take turns, one transaction at a time in a process, so that they never
+//! take both cores from the work a screen waits on.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -296,8 +298,9 @@ pub enum Pace {
     /// transaction with it: for the consumers nobody watches to the millisecond, so that they
     /// commit a few messages at a time at moderate load too, where at once they would commit
     /// each alone (a `BEGIN`, a claim and a `COMMIT` a message; see BENCHMARKS.md). A lane
-    /// lingers only when its messages come closer together than `linger`: a message alone is
-    /// applied at once, as with `AtOnce`.
+    /// lingers only when its previous message came less than [`LINGER_WINDOW`] lingers before:
+    /// a message alone is applied at once, as with `AtOnce`. And the gathered consumers of a
+    /// process apply one transaction at a time, taking turns (see [`gathered_turn`]).
     Gathered { linger: Duration },
 }
 
@@ -306,6 +309,25 @@ impl Pace {
     pub const GATHERED: Self = Self::Gathered {
         linger: Duration::from_millis(10),
     };
+}
+
+/// A gathered lane lingers when its previous message came within this many lingers: at a
+/// steady moderate load (tens of messages a second), where each came within one linger only
+/// now and then, and most were committed alone.
+pub const LINGER_WINDOW: u32 = 3;
+
+/// The turn a gathered consumer's transaction waits for: one at a time in a process.
+///
+/// Why: the consumers nobody watches (the orders' ledger, delivery's dispatch, the quotes'
+/// readers) used to run side by side with those a screen waits on, and on two cores each
+/// of their transactions took a core from a placement or a kitchen-screen frame: the p99s at
+/// half load were theirs. Taking turns, they run beside the watched work rather than over
+/// it, and what waits for its turn joins the next transaction, so they commit fewer, larger
+/// transactions too (see BENCHMARKS.md, 7 December, evening). They are never starved: a turn
+/// lasts one transaction, and the permits are handed out in order.
+fn gathered_turn() -> &'static Semaphore {
+    static TURN: OnceLock<Semaphore> = OnceLock::new();
+    TURN.get_or_init(|| Semaphore::new(1))
 }
 
 /// Runs one group of subscriptions (or one subscription) until shutdown.
@@ -454,6 +476,7 @@ impl ConsumerRunner {
             Pace::AtOnce => (8, Duration::ZERO),
             Pace::Gathered { linger } => (2, linger),
         };
+        let gathered = self.pace != Pace::AtOnce;
         let mut lanes = Vec::with_capacity(count);
         let mut workers = Vec::with_capacity(count);
         for _ in 0..count {
@@ -461,12 +484,14 @@ impl ConsumerRunner {
             let inner = self.inner.clone();
             workers.push(tokio::spawn(async move {
                 // When the lane last received a message: it lingers only when messages come
-                // closer together than `linger` (load), so that one alone (a manager's click,
-                // a quiet night) is applied at once, and a read right after its command finds it.
+                // closer together than `LINGER_WINDOW` lingers (load), so that one alone (a
+                // manager's click, a quiet night) is applied at once, and a read right after
+                // its command finds it.
                 let mut last_received: Option<tokio::time::Instant> = None;
                 while let Some(message) = rx.recv().await {
                     let now = tokio::time::Instant::now();
-                    let lingers = last_received.is_some_and(|at| now.duration_since(at) < linger);
+                    let lingers = last_received
+                        .is_some_and(|at| now.duration_since(at) < linger * LINGER_WINDOW);
                     last_received = Some(now);
                     // The messages already waiting behind this one, and those that come while
                     // the lane lingers, go in the same transaction.
@@ -487,6 +512,19 @@ impl ConsumerRunner {
                             Err(_) => break,
                         }
                     }
+                    // Those that come while the lane waits for its turn join it too.
+                    let turn = if gathered {
+                        let turn = gathered_turn().acquire().await.ok();
+                        while batch.len() < BATCH {
+                            match rx.try_recv() {
+                                Ok(next) => batch.push(next),
+                                Err(_) => break,
+                            }
+                        }
+                        turn
+                    } else {
+                        None
+                    };
                     if batch.len() == 1 {
                         if let Some(message) = batch.pop() {
                             inner.process(message).await;
@@ -494,6 +532,7 @@ impl ConsumerRunner {
                     } else {
                         inner.process_batch(batch).await;
                     }
+                    drop(turn);
                 }
             }));
             lanes.push(tx);
