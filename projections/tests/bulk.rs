@@ -5,35 +5,14 @@
 
 mod support;
 
-use std::collections::HashMap;
-
 use brigade_domain::kitchen::{ItemStatus, NewTicketItem, TicketEvent};
 use brigade_nats::schema::EVENT_STORE;
-use brigade_nats::{EventEnvelope, EventHandler, HandlerError, ReceivedEvent};
+use brigade_nats::{EventHandler, HandlerError, ReceivedEvent};
 use brigade_projections::{feed, kitchen_queue};
 use chrono::{Duration, TimeZone, Utc};
-use cqrs_es::DomainEvent;
 use sqlx::PgPool;
-use support::ScratchDatabase;
+use support::{received, ScratchDatabase};
 use uuid::Uuid;
-
-fn received(order_id: Uuid, sequence: i64, event: &TicketEvent) -> ReceivedEvent {
-    ReceivedEvent {
-        envelope: EventEnvelope {
-            event_id: Uuid::new_v4(),
-            aggregate_type: "ticket".into(),
-            aggregate_id: order_id.to_string(),
-            sequence,
-            event_type: event.event_type(),
-            event_version: event.event_version(),
-            payload: serde_json::to_value(event).unwrap(),
-            metadata: HashMap::new(),
-            recorded_at: Utc::now(),
-        },
-        subject: String::new(),
-        delivered: 1,
-    }
-}
 
 /// Tickets living every kind of life, their events interleaved as a kitchen interleaves them.
 fn history(grill: Uuid) -> Vec<ReceivedEvent> {

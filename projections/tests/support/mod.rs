@@ -1,7 +1,12 @@
 //! A throw-away database for one test, with the migrations it needs; dropped at the end.
 #![allow(clippy::unwrap_used, dead_code)]
 
-use brigade_nats::{migrate, Migration};
+use std::collections::HashMap;
+
+use brigade_domain::kitchen::TicketEvent;
+use brigade_nats::{migrate, EventEnvelope, Migration, ReceivedEvent};
+use chrono::Utc;
+use cqrs_es::DomainEvent;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -44,5 +49,24 @@ impl ScratchDatabase {
         ))
         .execute(&admin)
         .await;
+    }
+}
+
+/// A ticket event of `order_id` at `sequence`, as a consumer receives it.
+pub fn received(order_id: Uuid, sequence: i64, event: &TicketEvent) -> ReceivedEvent {
+    ReceivedEvent {
+        envelope: EventEnvelope {
+            event_id: Uuid::new_v4(),
+            aggregate_type: "ticket".into(),
+            aggregate_id: order_id.to_string(),
+            sequence,
+            event_type: event.event_type(),
+            event_version: event.event_version(),
+            payload: serde_json::to_value(event).unwrap(),
+            metadata: HashMap::new(),
+            recorded_at: Utc::now(),
+        },
+        subject: String::new(),
+        delivered: 1,
     }
 }

@@ -1,3 +1,5 @@
+# Medians of interleaved runs: python3 bench/results/compare.py <dir> <build> <build>...
+# reads <dir>/<build>-<n>.json (the reports `bench --out` wrote, copied there by run).
 import json,glob,sys,statistics as st,os
 d=sys.argv[1]; builds=sys.argv[2:]
 def get(j,path):
@@ -16,7 +18,7 @@ fields=[('pgbench tps','baselines.pgbench_median_tps'),
 res={}
 for b in builds:
     rows=[]
-    for f in sorted(glob.glob(f'{d}/{b}-*/bench-*.json')):
+    for f in sorted(glob.glob(f'{d}/{b}-[0-9]*.json')):
         rows.append(json.load(open(f)))
     res[b]=rows
 print('%-20s'%'figure'+''.join('%28s'%b for b in builds))
