@@ -11,9 +11,9 @@
 //!
 //! The estimator runs in every replica, after each change of the queue (debounced) and every
 //! [`TICK`] (time alone moves the quote of a late ticket). A pass records its quotes in one
-//! transaction, and the pace it learns from the finished lines is read once per tick. Replicas racing on one order are
-//! harmless: the second quote is within the threshold and records nothing, and a concurrency
-//! conflict is simply left to the next pass.
+//! transaction, and the pace it learns from the finished lines is read once per tick.
+//! Replicas racing on one order are harmless: the second quote is within the threshold and
+//! records nothing, and a concurrency conflict is simply left to the next pass.
 
 use std::time::Duration as StdDuration;
 
