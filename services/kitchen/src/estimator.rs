@@ -10,8 +10,8 @@
 //! a quote is recorded only when it moves by two minutes or more.
 //!
 //! The estimator runs in every replica, after each change of the queue (debounced) and every
-//! [`TICK`] (time alone moves the quote of a late ticket). A pass records its quotes in one
-//! transaction, and the pace it learns from the finished lines is read once per tick.
+//! [`TICK`] (time alone moves the quote of a late ticket). A pass records its quotes sixteen
+//! to a transaction, and the pace it learns from the finished lines is read once per tick.
 //! Replicas racing on one order are harmless: the second quote is within the threshold and
 //! records nothing, and a concurrency conflict is simply left to the next pass.
 
@@ -30,6 +30,9 @@ use tokio::sync::{broadcast, watch};
 
 /// How often the quotes are refreshed when nothing happens in the kitchen.
 pub const TICK: StdDuration = StdDuration::from_secs(20);
+/// A pass commits its quotes this many at a time: one commit for many, without sending the
+/// screens and the quotes' readers hundreds at once when the queue is long.
+const QUOTES_PER_COMMIT: usize = 16;
 /// Changes arriving within this delay are handled in one pass.
 const DEBOUNCE: StdDuration = StdDuration::from_millis(300);
 /// How far back finished lines teach the estimator the kitchen's pace.
@@ -138,13 +141,13 @@ pub async fn read_pace(pool: &PgPool, now: DateTime<Utc>) -> Result<f64, sqlx::E
     ))
 }
 
-/// Quotes every open ticket whose quote has moved enough, in one transaction (a busy
-/// kitchen's pass quotes tens of new tickets: one commit for them all, not one each); returns
-/// how many were recorded.
+/// Quotes every open ticket whose quote has moved enough, [`QUOTES_PER_COMMIT`] to a
+/// transaction (a busy kitchen's pass quotes tens of new tickets: a commit for many, not one
+/// each); returns how many were recorded.
 ///
 /// # Errors
 /// A database error. A refused quote is skipped; a quote another replica recorded meanwhile
-/// (a conflict) spoils the transaction: the pass is rolled back and left to the next one.
+/// (a conflict) spoils the transaction: its quotes are rolled back and left to the next pass.
 pub async fn estimate_once(
     pool: &PgPool,
     model: KitchenModel,
@@ -153,7 +156,8 @@ pub async fn estimate_once(
     let load = Load::read_with(pool, now, model).await?;
     let actor = serde_json::to_string(&Actor::System).unwrap_or_default();
     let mut tx = None;
-    let mut recorded = 0;
+    // Quotes recorded and committed; recorded in the open transaction.
+    let (mut recorded, mut pending) = (0, 0);
     for (ticket, (order_id, ready_at)) in load.open.iter().zip(load.ready_times()) {
         // The aggregate decides too; this only spares loading those whose quote holds.
         let holds = ticket.estimated_ready_at.is_some_and(|last| {
@@ -162,8 +166,8 @@ pub async fn estimate_once(
         if holds {
             continue;
         }
-        let tx = match &mut tx {
-            Some(tx) => tx,
+        let open = match &mut tx {
+            Some(open) => open,
             None => tx.insert(pool.begin().await?),
         };
         let id = order_id.to_string();
@@ -175,24 +179,30 @@ pub async fn estimate_once(
             ready_at,
             at: now,
         };
-        match store::execute_in_with_metadata::<ReadyEstimate>(tx, &id, command, &(), metadata)
+        match store::execute_in_with_metadata::<ReadyEstimate>(open, &id, command, &(), metadata)
             .await
         {
-            Ok(events) => recorded += usize::from(!events.is_empty()),
+            Ok(events) => pending += usize::from(!events.is_empty()),
             Err(AggregateError::AggregateConflict) => {
                 tracing::debug!(%order_id, "quoted by another replica meanwhile; next pass");
-                return Ok(0);
+                return Ok(recorded);
             }
             Err(AggregateError::UserError(error)) => {
                 tracing::warn!(%order_id, %error, "a quote was refused");
             }
             Err(error) => return Err(error.into()),
         }
+        if pending == QUOTES_PER_COMMIT {
+            if let Some(full) = tx.take() {
+                full.commit().await?;
+            }
+            (recorded, pending) = (recorded + pending, 0);
+        }
     }
     if let Some(tx) = tx {
         tx.commit().await?;
     }
-    Ok(recorded)
+    Ok(recorded + pending)
 }
 
 /// Runs the estimator until `shutdown`.
