@@ -890,6 +890,39 @@ async fn tickets_show_their_target_turn_late_and_stay_visible_a_while_once_done(
     drop_databases(&kitchen.settings).await;
 }
 
+/// A rush of new tickets is quoted in passes that commit sixteen quotes at a time: every
+/// ticket gets its quote, and no transaction holds more than sixteen.
+#[tokio::test]
+async fn a_rush_of_tickets_is_quoted_sixteen_to_a_commit() {
+    let kitchen = Kitchen::start().await;
+    let mut orders = Vec::new();
+    for _ in 0..60 {
+        let order_id = Uuid::new_v4();
+        kitchen.publish(order_id, 1, &placed(order_id, 1)).await;
+        orders.push(order_id);
+    }
+    for order_id in &orders {
+        kitchen.wait_for_estimate(*order_id).await;
+    }
+    let pool = kitchen.pool().await;
+    let per_transaction: Vec<i64> = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_type = 'estimate'
+          GROUP BY xmin::text ORDER BY count(*) DESC",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        per_transaction.iter().sum::<i64>(),
+        60,
+        "{per_transaction:?}"
+    );
+    // Sixty tickets arrive faster than the estimator's debounce: its first pass has more than
+    // sixteen to quote, and cuts them.
+    assert_eq!(per_transaction.first(), Some(&16), "{per_transaction:?}");
+    drop_databases(&kitchen.settings).await;
+}
+
 #[tokio::test]
 async fn every_open_ticket_gets_a_ready_time_quoted_from_the_load() {
     let kitchen = Kitchen::start().await;
