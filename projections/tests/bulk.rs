@@ -6,12 +6,11 @@
 mod support;
 
 use brigade_domain::kitchen::{ItemStatus, NewTicketItem, TicketEvent};
-use brigade_nats::schema::EVENT_STORE;
 use brigade_nats::{EventHandler, HandlerError, ReceivedEvent};
-use brigade_projections::{feed, kitchen_queue};
+use brigade_projections::kitchen_queue;
 use chrono::{Duration, TimeZone, Utc};
 use sqlx::PgPool;
-use support::{received, ScratchDatabase};
+use support::received;
 use uuid::Uuid;
 
 /// Tickets living every kind of life, their events interleaved as a kitchen interleaves them.
@@ -131,20 +130,8 @@ async fn table(pool: &PgPool) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_replay_leaves_the_table_one_event_at_a_time_leaves() {
-    let database = ScratchDatabase::create(
-        "bulk",
-        &[EVENT_STORE, feed::MIGRATIONS, kitchen_queue::MIGRATIONS],
-    )
-    .await;
+    let (database, grill) = support::kitchen_queue_with_grill("bulk").await;
     let pool = database.pool.clone();
-    let grill = Uuid::new_v4();
-    sqlx::query(
-        "INSERT INTO kitchen_dishes (dish_id, station, prep_minutes) VALUES ($1, 'grill', 22)",
-    )
-    .bind(grill)
-    .execute(&pool)
-    .await
-    .unwrap();
     let events = history(grill);
     let projector = kitchen_queue::KitchenQueue;
 

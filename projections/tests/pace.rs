@@ -7,11 +7,10 @@ mod support;
 
 use brigade_domain::kitchen::estimate::PrepSample;
 use brigade_domain::kitchen::{ItemStatus, NewTicketItem, TicketEvent};
-use brigade_nats::schema::EVENT_STORE;
 use brigade_nats::EventHandler;
-use brigade_projections::{feed, kitchen_queue};
+use brigade_projections::kitchen_queue;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use support::{received, ScratchDatabase};
+use support::received;
 use uuid::Uuid;
 
 fn item(dish_id: Uuid) -> NewTicketItem {
@@ -50,20 +49,8 @@ fn sorted(samples: Vec<PrepSample>) -> Vec<(i64, u32)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pace_is_learnt_from_the_lines_finished_in_the_period() {
-    let database = ScratchDatabase::create(
-        "pace",
-        &[EVENT_STORE, feed::MIGRATIONS, kitchen_queue::MIGRATIONS],
-    )
-    .await;
+    let (database, grill) = support::kitchen_queue_with_grill("pace").await;
     let pool = database.pool.clone();
-    let grill = Uuid::new_v4();
-    sqlx::query(
-        "INSERT INTO kitchen_dishes (dish_id, station, prep_minutes) VALUES ($1, 'grill', 22)",
-    )
-    .bind(grill)
-    .execute(&pool)
-    .await
-    .unwrap();
     let t0 = Utc.with_ymd_and_hms(2025, 3, 1, 19, 0, 0).unwrap();
     let at = |seconds: i64| t0 + Duration::seconds(seconds);
     // Ticket n is placed at n minutes; its grill line takes 7 minutes and a half plus n

@@ -70,3 +70,24 @@ pub fn received(order_id: Uuid, sequence: i64, event: &TicketEvent) -> ReceivedE
         delivered: 1,
     }
 }
+
+/// A scratch database with the kitchen queue's schema and one dish the kitchen knows: a grill
+/// dish of 22 minutes, whose id is returned.
+pub async fn kitchen_queue_with_grill(suffix: &str) -> (ScratchDatabase, Uuid) {
+    use brigade_nats::schema::EVENT_STORE;
+    use brigade_projections::{feed, kitchen_queue};
+    let database = ScratchDatabase::create(
+        suffix,
+        &[EVENT_STORE, feed::MIGRATIONS, kitchen_queue::MIGRATIONS],
+    )
+    .await;
+    let grill = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO kitchen_dishes (dish_id, station, prep_minutes) VALUES ($1, 'grill', 22)",
+    )
+    .bind(grill)
+    .execute(&database.pool)
+    .await
+    .unwrap();
+    (database, grill)
+}
