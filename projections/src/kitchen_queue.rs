@@ -21,7 +21,7 @@ use poem_openapi::{Enum, Object};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -222,6 +222,16 @@ impl QueuedTicket {
         self
     }
 
+    /// Where it stands in the queue: by when it should start, a scheduled ticket its time
+    /// less its target minutes, any other when it was placed (ties by order id).
+    #[must_use]
+    pub fn queue_position(&self) -> (DateTime<Utc>, Uuid) {
+        let start = self.scheduled_for.map_or(self.placed_at, |at| {
+            at - Duration::minutes(i64::from(self.target_minutes))
+        });
+        (start, self.order_id)
+    }
+
     /// The ticket as one station's screen shows it: only that station's items (each keeps
     /// its `index`), or nothing when it has none.
     #[must_use]
@@ -291,8 +301,7 @@ const SELECT: &str = "SELECT order_id, placed_at, status, items, reason, closed_
      target_minutes, e.ready_at AS estimated_ready_at, allergies, scheduled_for \
      FROM kitchen_queue LEFT JOIN kitchen_estimates e USING (order_id)";
 
-/// Open tickets, oldest order first, timed at `now`. A scheduled ticket takes its place by
-/// when it should start (its time less its target minutes), not by when it was placed.
+/// Open tickets in queue order ([`QueuedTicket::queue_position`]), timed at `now`.
 ///
 /// # Errors
 /// A database error.
@@ -300,14 +309,83 @@ pub async fn open_tickets(
     pool: &PgPool,
     now: DateTime<Utc>,
 ) -> Result<Vec<QueuedTicket>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "{SELECT} WHERE status = 'open'
-         ORDER BY coalesce(scheduled_for - make_interval(mins => target_minutes), placed_at),
-                  order_id"
-    ))
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.into_iter().map(|row| row.into_ticket(now)).collect())
+    let rows: Vec<Row> = sqlx::query_as(&format!("{SELECT} WHERE status = 'open'"))
+        .fetch_all(pool)
+        .await?;
+    let mut open: Vec<QueuedTicket> = rows.into_iter().map(|row| row.into_ticket(now)).collect();
+    open.sort_by_key(QueuedTicket::queue_position);
+    Ok(open)
+}
+
+/// A copy of the open tickets kept in memory and caught up from the feed's changes: what the
+/// kitchen's estimator quotes from several times a second. Reading every open ticket (items,
+/// names, notes) for each pass cost a busy evening's thousands of rows to quote the few that
+/// changed; with this, the whole queue is read at first and when changes may have been missed
+/// ([`Self::missed_changes`]), and otherwise only the tickets the feed named since (its keys
+/// are order ids: every move of a ticket and every new quote is a change of [`FEED`]).
+#[derive(Debug, Default)]
+pub struct OpenTickets {
+    by_order: HashMap<Uuid, QueuedTicket>,
+    /// Tickets changed since the last read.
+    changed: HashSet<Uuid>,
+    /// The whole queue is to be read again.
+    stale: bool,
+}
+
+impl OpenTickets {
+    /// Nothing known yet: the first [`Self::catch_up`] reads the whole queue.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            stale: true,
+            ..Self::default()
+        }
+    }
+
+    /// A change of the kitchen feed: its ticket is read again at the next catch-up.
+    pub fn note_change(&mut self, change: &feed::Change) {
+        match change.key.parse() {
+            Ok(order_id) => {
+                self.changed.insert(order_id);
+            }
+            Err(_) => self.stale = true,
+        }
+    }
+
+    /// Changes may have been missed: the next catch-up reads the whole queue.
+    pub fn missed_changes(&mut self) {
+        self.stale = true;
+    }
+
+    /// Reads what changed since the last catch-up (everything, when stale). What is to be
+    /// read is forgotten only once read: after a database error the next catch-up reads it.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn catch_up(&mut self, pool: &PgPool, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+        if self.stale {
+            let open = open_tickets(pool, now).await?;
+            self.by_order = open.into_iter().map(|t| (t.order_id, t)).collect();
+            (self.stale, self.changed) = (false, HashSet::new());
+        } else if !self.changed.is_empty() {
+            let ids: Vec<Uuid> = self.changed.iter().copied().collect();
+            let read = tickets(pool, &ids, now).await?;
+            for order_id in self.changed.drain() {
+                self.by_order.remove(&order_id);
+            }
+            let still_open = read.into_iter().filter(|t| t.status == TicketState::Open);
+            self.by_order.extend(still_open.map(|t| (t.order_id, t)));
+        }
+        Ok(())
+    }
+
+    /// The open tickets in queue order.
+    #[must_use]
+    pub fn in_order(&self) -> Vec<&QueuedTicket> {
+        let mut open: Vec<&QueuedTicket> = self.by_order.values().collect();
+        open.sort_by_key(|ticket| ticket.queue_position());
+        open
+    }
 }
 
 /// Tickets closed (ready, rejected or cancelled) since `since`, most recently closed first.

@@ -10,8 +10,10 @@
 //! a quote is recorded only when it moves by two minutes or more.
 //!
 //! The estimator runs in every replica, after each change of the queue (debounced) and every
-//! [`TICK`] (time alone moves the quote of a late ticket). A pass records its quotes sixteen
-//! to a transaction, and the pace it learns from the finished lines is read once per tick.
+//! [`TICK`] (time alone moves the quote of a late ticket). It keeps the open tickets between
+//! passes and reads again only those that changed ([`OpenTickets`]); a pass records its quotes
+//! sixteen to a transaction, and the pace it learns from the finished lines is read once per
+//! tick.
 //! Replicas racing on one order are harmless: the second quote is within the threshold and
 //! records nothing, and a concurrency conflict is simply left to the next pass.
 
@@ -21,12 +23,13 @@ use brigade_domain::kitchen::estimate::{self, KitchenModel, LoadItem, LoadTicket
 use brigade_domain::kitchen::{EstimateCommand, ItemStatus, ReadyEstimate};
 use brigade_domain::Actor;
 use brigade_nats::store::{self, CommandMetadata};
-use brigade_projections::feed::FeedHub;
-use brigade_projections::kitchen_queue::{self, ItemState, QueuedTicket};
+use brigade_projections::feed::{Change, FeedHub};
+use brigade_projections::kitchen_queue::{self, ItemState, OpenTickets, QueuedTicket};
 use chrono::{DateTime, Duration, Utc};
 use cqrs_es::AggregateError;
 use sqlx::PgPool;
 use tokio::sync::{broadcast, watch};
+use uuid::Uuid;
 
 /// How often the quotes are refreshed when nothing happens in the kitchen.
 pub const TICK: StdDuration = StdDuration::from_secs(20);
@@ -77,37 +80,13 @@ impl Load {
     }
 
     fn tickets(&self) -> Vec<LoadTicket> {
-        self.open
-            .iter()
-            .map(|ticket| LoadTicket {
-                order_id: ticket.order_id,
-                placed_at: ticket.placed_at,
-                scheduled_for: ticket.scheduled_for,
-                items: ticket
-                    .items
-                    .iter()
-                    .map(|item| LoadItem {
-                        station: item.station.clone(),
-                        prep_minutes: item.prep_minutes,
-                        status: match item.status {
-                            ItemState::Pending => ItemStatus::Pending,
-                            ItemState::InPreparation => ItemStatus::InPreparation,
-                            ItemState::Ready => ItemStatus::Ready,
-                        },
-                        started_at: item.started_at,
-                    })
-                    .collect(),
-            })
-            .collect()
+        self.open.iter().map(load_ticket).collect()
     }
 
     /// When each open ticket should be ready, to the second.
     #[must_use]
-    pub fn ready_times(&self) -> Vec<(uuid::Uuid, DateTime<Utc>)> {
-        estimate::ready_times(&self.tickets(), &self.model, self.now)
-            .into_iter()
-            .map(|(order_id, ready_at)| (order_id, whole_second(ready_at)))
-            .collect()
+    pub fn ready_times(&self) -> Vec<(Uuid, DateTime<Utc>)> {
+        ready_times(&self.open.iter().collect::<Vec<_>>(), &self.model, self.now)
     }
 
     /// How many minutes a new order (one dish of the default station and minutes) would take.
@@ -123,6 +102,42 @@ impl Load {
         // Rounded up: a quote that is a little long disappoints less than one that is short.
         (ready_at - self.now).num_seconds().saturating_add(59) / 60
     }
+}
+
+/// What the model needs of a ticket.
+fn load_ticket(ticket: &QueuedTicket) -> LoadTicket {
+    LoadTicket {
+        order_id: ticket.order_id,
+        placed_at: ticket.placed_at,
+        scheduled_for: ticket.scheduled_for,
+        items: ticket
+            .items
+            .iter()
+            .map(|item| LoadItem {
+                station: item.station.clone(),
+                prep_minutes: item.prep_minutes,
+                status: match item.status {
+                    ItemState::Pending => ItemStatus::Pending,
+                    ItemState::InPreparation => ItemStatus::InPreparation,
+                    ItemState::Ready => ItemStatus::Ready,
+                },
+                started_at: item.started_at,
+            })
+            .collect(),
+    }
+}
+
+/// When each of `open` (in queue order) should be ready, to the second.
+fn ready_times(
+    open: &[&QueuedTicket],
+    model: &KitchenModel,
+    now: DateTime<Utc>,
+) -> Vec<(Uuid, DateTime<Utc>)> {
+    let tickets: Vec<LoadTicket> = open.iter().map(|ticket| load_ticket(ticket)).collect();
+    estimate::ready_times(&tickets, model, now)
+        .into_iter()
+        .map(|(order_id, ready_at)| (order_id, whole_second(ready_at)))
+        .collect()
 }
 
 fn whole_second(at: DateTime<Utc>) -> DateTime<Utc> {
@@ -141,24 +156,24 @@ pub async fn read_pace(pool: &PgPool, now: DateTime<Utc>) -> Result<f64, sqlx::E
     ))
 }
 
-/// Quotes every open ticket whose quote has moved enough, [`QUOTES_PER_COMMIT`] to a
-/// transaction (a busy kitchen's pass quotes tens of new tickets: a commit for many, not one
-/// each); returns how many were recorded.
+/// Quotes each of `open` (in queue order) whose quote has moved enough,
+/// [`QUOTES_PER_COMMIT`] to a transaction (a busy kitchen's pass quotes tens of new tickets:
+/// a commit for many, not one each); returns how many were recorded.
 ///
 /// # Errors
 /// A database error. A refused quote is skipped; a quote another replica recorded meanwhile
 /// (a conflict) spoils the transaction: its quotes are rolled back and left to the next pass.
 pub async fn estimate_once(
     pool: &PgPool,
-    model: KitchenModel,
+    open: &[&QueuedTicket],
+    model: &KitchenModel,
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
-    let load = Load::read_with(pool, now, model).await?;
     let actor = serde_json::to_string(&Actor::System).unwrap_or_default();
     let mut tx = None;
     // Quotes recorded and committed; recorded in the open transaction.
     let (mut recorded, mut pending) = (0, 0);
-    for (ticket, (order_id, ready_at)) in load.open.iter().zip(load.ready_times()) {
+    for (ticket, (order_id, ready_at)) in open.iter().zip(ready_times(open, model, now)) {
         // The aggregate decides too; this only spares loading those whose quote holds.
         let holds = ticket.estimated_ready_at.is_some_and(|last| {
             (ready_at - last).num_seconds().abs() < ReadyEstimate::MIN_CHANGE_SECS
@@ -213,9 +228,10 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut changes = Some(hub.subscribe());
-    // How long the last pass took: a pass reads every open ticket, so with thousands of them
-    // the debounce stretches to four times that, and the estimator never takes more than a
-    // fifth of the kitchen's time however busy it gets (see BENCHMARKS.md).
+    let mut open = OpenTickets::new();
+    // How long the last pass took: with a long queue the debounce stretches to four times
+    // that, and the estimator never takes more than a fifth of the kitchen's time however
+    // busy it gets (see BENCHMARKS.md).
     let mut last_pass = StdDuration::ZERO;
     // The pace moves slowly (three hours of finished lines): read once per tick, not per pass.
     let mut pace: Option<(f64, std::time::Instant)> = None;
@@ -229,15 +245,19 @@ pub async fn run(
             }
         };
         tokio::select! {
-            _ = tick.tick() => {}
+            // Time alone moves quotes; and the whole queue is read again now and then, in
+            // case a change was missed while the feed's listener reconnected.
+            _ = tick.tick() => open.missed_changes(),
             change = next_change => match change {
                 Ok(change) if change.feed != kitchen_queue::FEED => continue,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                Ok(change) => {
+                    open.note_change(&change);
                     tokio::time::sleep(DEBOUNCE.max(last_pass * 4)).await;
                     if let Some(receiver) = changes.as_mut() {
-                        while receiver.try_recv().is_ok() {}
+                        drain(receiver, &mut open);
                     }
                 }
+                Err(broadcast::error::RecvError::Lagged(_)) => open.missed_changes(),
                 // The hub is gone: the tick alone drives the estimator.
                 Err(broadcast::error::RecvError::Closed) => {
                     changes = None;
@@ -259,9 +279,25 @@ pub async fn run(
             lanes_per_station,
             pace,
         };
-        if let Err(error) = estimate_once(&pool, model, now).await {
+        if let Err(error) = open.catch_up(&pool, now).await {
+            tracing::warn!(%error, "cannot read the open tickets; next pass");
+            continue;
+        }
+        if let Err(error) = estimate_once(&pool, &open.in_order(), &model, now).await {
             tracing::warn!(%error, "cannot quote the open tickets; next pass");
         }
         last_pass = started.elapsed();
+    }
+}
+
+/// Takes the changes waiting in `receiver` into `open`.
+fn drain(receiver: &mut broadcast::Receiver<Change>, open: &mut OpenTickets) {
+    loop {
+        match receiver.try_recv() {
+            Ok(change) if change.feed == kitchen_queue::FEED => open.note_change(&change),
+            Ok(_) => {}
+            Err(broadcast::error::TryRecvError::Lagged(_)) => open.missed_changes(),
+            Err(_) => return,
+        }
     }
 }
