@@ -500,19 +500,15 @@ impl ConsumerRunner {
                     // the lane lingers, go in the same transaction.
                     let until = now + linger;
                     let mut batch = vec![message];
-                    while batch.len() < BATCH {
-                        match rx.try_recv() {
-                            Ok(next) => batch.push(next),
-                            Err(mpsc::error::TryRecvError::Empty) if lingers => {
-                                match tokio::time::timeout_at(until, rx.recv()).await {
-                                    Ok(Some(next)) => {
-                                        last_received = Some(tokio::time::Instant::now());
-                                        batch.push(next);
-                                    }
-                                    Ok(None) | Err(_) => break,
-                                }
+                    take_waiting(&mut rx, &mut batch);
+                    while lingers && batch.len() < BATCH {
+                        match tokio::time::timeout_at(until, rx.recv()).await {
+                            Ok(Some(next)) => {
+                                last_received = Some(tokio::time::Instant::now());
+                                batch.push(next);
+                                take_waiting(&mut rx, &mut batch);
                             }
-                            Err(_) => break,
+                            Ok(None) | Err(_) => break,
                         }
                     }
                     // Those that come while the lane waits for its turn join it too. A lane
@@ -522,12 +518,7 @@ impl ConsumerRunner {
                             .await
                             .ok()
                             .and_then(Result::ok);
-                        while batch.len() < BATCH {
-                            match rx.try_recv() {
-                                Ok(next) => batch.push(next),
-                                Err(_) => break,
-                            }
-                        }
+                        take_waiting(&mut rx, &mut batch);
                         turn
                     } else {
                         None
@@ -1404,6 +1395,16 @@ pub(crate) async fn advance_checkpoint(
 /// Acknowledges without waiting for the server's confirmation: a lost ack only causes a
 /// redelivery, which the checkpoint recognises, so a confirmation would buy nothing but a
 /// round trip per message before the lane takes its next one.
+/// Adds the messages waiting in a lane to `batch`, up to [`BATCH`].
+fn take_waiting(rx: &mut mpsc::Receiver<Message>, batch: &mut Vec<Message>) {
+    while batch.len() < BATCH {
+        match rx.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => return,
+        }
+    }
+}
+
 async fn acknowledge(message: &Message) {
     if let Err(error) = message.ack().await {
         tracing::debug!(%error, "ack not sent; the message will be redelivered");
