@@ -29,10 +29,12 @@ pub const MIN_PACE_SAMPLES: usize = 3;
 /// The pace never goes beyond these bounds: one odd evening must not make quotes absurd.
 pub const PACE_BOUNDS: (f64, f64) = (0.5, 3.0);
 
-/// One line of an open ticket, as the model sees it.
+/// One line of an open ticket, as the model sees it. It borrows its station's name from the
+/// ticket it was read from: a pass of the estimator views thousands of lines, and copying each
+/// name was most of its time (BENCHMARKS.md).
 #[derive(Debug, Clone, PartialEq)]
-pub struct LoadItem {
-    pub station: String,
+pub struct LoadItem<'a> {
+    pub station: &'a str,
     pub prep_minutes: u32,
     pub status: ItemStatus,
     pub started_at: Option<DateTime<Utc>>,
@@ -40,10 +42,10 @@ pub struct LoadItem {
 
 /// One open ticket.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LoadTicket {
+pub struct LoadTicket<'a> {
     pub order_id: Uuid,
     pub placed_at: DateTime<Utc>,
-    pub items: Vec<LoadItem>,
+    pub items: Vec<LoadItem<'a>>,
     /// When a scheduled order is to be ready; `None`: as soon as possible.
     pub scheduled_for: Option<DateTime<Utc>>,
 }
@@ -105,7 +107,7 @@ pub fn pace(samples: &[PrepSample]) -> f64 {
 /// order first (the queue's order): that is the order pending lines are taken in.
 #[must_use]
 pub fn ready_times(
-    tickets: &[LoadTicket],
+    tickets: &[LoadTicket<'_>],
     model: &KitchenModel,
     now: DateTime<Utc>,
 ) -> Vec<(Uuid, DateTime<Utc>)> {
@@ -118,7 +120,7 @@ pub fn ready_times(
         secs
     };
     // When a scheduled ticket's longest pending line must start: until then it waits.
-    let earliest_start = |ticket: &LoadTicket| -> Option<DateTime<Utc>> {
+    let earliest_start = |ticket: &LoadTicket<'_>| -> Option<DateTime<Utc>> {
         let longest = ticket
             .items
             .iter()
@@ -129,7 +131,7 @@ pub fn ready_times(
     };
     let mut pending_order: Vec<usize> = (0..tickets.len()).collect();
     // Stable: the tickets due keep their order, and go before those whose time is ahead.
-    pending_order.sort_by_key(|&n| earliest_start(&tickets[n]).filter(|start| *start > now));
+    pending_order.sort_by_cached_key(|&n| earliest_start(&tickets[n]).filter(|start| *start > now));
     let in_preparation: Vec<usize> = (0..tickets.len()).collect();
     for (wanted, order) in [
         (ItemStatus::InPreparation, in_preparation),
@@ -150,7 +152,7 @@ pub fn ready_times(
                         .map(|when| when - Duration::seconds(needed));
                 }
                 let station = stations
-                    .entry(item.station.as_str())
+                    .entry(item.station)
                     .or_insert_with(|| vec![now; lanes]);
                 // The lane that frees first takes the line.
                 let Some(lane) = station.iter_mut().min() else {
@@ -172,7 +174,7 @@ pub fn ready_times(
 /// the quote for an order not placed yet.
 #[must_use]
 pub fn quote(
-    tickets: &[LoadTicket],
+    tickets: &[LoadTicket<'_>],
     model: &KitchenModel,
     now: DateTime<Utc>,
     station: &str,
@@ -184,7 +186,7 @@ pub fn quote(
         placed_at: now,
         scheduled_for: None,
         items: vec![LoadItem {
-            station: station.to_owned(),
+            station,
             prep_minutes,
             status: ItemStatus::Pending,
             started_at: None,
@@ -200,16 +202,16 @@ mod tests {
     use super::*;
     use crate::test_support::at;
 
-    fn item(station: &str, prep_minutes: u32) -> LoadItem {
+    fn item(station: &str, prep_minutes: u32) -> LoadItem<'_> {
         LoadItem {
-            station: station.into(),
+            station,
             prep_minutes,
             status: ItemStatus::Pending,
             started_at: None,
         }
     }
 
-    fn ticket(n: u128, items: Vec<LoadItem>) -> LoadTicket {
+    fn ticket(n: u128, items: Vec<LoadItem<'_>>) -> LoadTicket<'_> {
         LoadTicket {
             order_id: Uuid::from_u128(n),
             placed_at: at(0),
@@ -292,7 +294,7 @@ mod tests {
         );
     }
 
-    fn scheduled(n: u128, items: Vec<LoadItem>, minutes: u32) -> LoadTicket {
+    fn scheduled(n: u128, items: Vec<LoadItem<'_>>, minutes: u32) -> LoadTicket<'_> {
         LoadTicket {
             scheduled_for: Some(at(minutes)),
             ..ticket(n, items)

@@ -79,7 +79,7 @@ impl Load {
         Ok(Self { now, open, model })
     }
 
-    fn tickets(&self) -> Vec<LoadTicket> {
+    fn tickets(&self) -> Vec<LoadTicket<'_>> {
         self.open.iter().map(load_ticket).collect()
     }
 
@@ -105,7 +105,7 @@ impl Load {
 }
 
 /// What the model needs of a ticket.
-fn load_ticket(ticket: &QueuedTicket) -> LoadTicket {
+fn load_ticket(ticket: &QueuedTicket) -> LoadTicket<'_> {
     LoadTicket {
         order_id: ticket.order_id,
         placed_at: ticket.placed_at,
@@ -114,7 +114,7 @@ fn load_ticket(ticket: &QueuedTicket) -> LoadTicket {
             .items
             .iter()
             .map(|item| LoadItem {
-                station: item.station.clone(),
+                station: &item.station,
                 prep_minutes: item.prep_minutes,
                 status: match item.status {
                     ItemState::Pending => ItemStatus::Pending,
@@ -128,12 +128,13 @@ fn load_ticket(ticket: &QueuedTicket) -> LoadTicket {
 }
 
 /// When each of `open` (in queue order) should be ready, to the second.
-fn ready_times(
+#[must_use]
+pub fn ready_times(
     open: &[&QueuedTicket],
     model: &KitchenModel,
     now: DateTime<Utc>,
 ) -> Vec<(Uuid, DateTime<Utc>)> {
-    let tickets: Vec<LoadTicket> = open.iter().map(|ticket| load_ticket(ticket)).collect();
+    let tickets: Vec<LoadTicket<'_>> = open.iter().map(|ticket| load_ticket(ticket)).collect();
     estimate::ready_times(&tickets, model, now)
         .into_iter()
         .map(|(order_id, ready_at)| (order_id, whole_second(ready_at)))
