@@ -14,6 +14,7 @@ fields=[('pgbench tps','baselines.pgbench_median_tps'),
 ('light place p50','latency.0.light.placement.p50_ms'),('light place p99','latency.0.light.placement.p99_ms'),
 ('cpu total','latency.0.half_load.cpu.with_nats_ms_per_order'),('cpu services','latency.0.half_load.cpu.services_ms_per_order'),
 ('cpu +pg','latency.0.half_load.cpu.with_postgres_ms_per_order'),
+('cpu kitchen','latency.0.half_load.cpu.per_service_ms_per_order.kitchen'),
 ('commits','latency.0.half_load.cpu.work.commits_total'),('deliveries','latency.0.half_load.cpu.work.deliveries')]
 res={}
 for b in builds:

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::procfs;
 use crate::stats::{round3, Latency};
-use crate::system::{bench_pool, drop_databases, POSTGRES};
+use crate::system::{bench_pool, create_database, drop_databases, POSTGRES};
 
 /// One pgbench run.
 #[derive(Debug, Clone, Serialize)]
@@ -41,11 +41,7 @@ pub async fn pgbench(
         "bench{}_pgbench",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    let admin = bench_pool("postgres", 1).await?;
-    sqlx::query(&format!("CREATE DATABASE \"{database}\""))
-        .execute(&admin)
-        .await?;
-    admin.close().await;
+    create_database(&database).await?;
     let result = async {
         // Plain TCP, as the services use on this machine (see `brigade_platform::database`).
         let init = tokio::process::Command::new("pgbench")

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod baseline;
+mod estimator;
 mod fanout;
 mod load;
 mod orders;
@@ -40,7 +41,8 @@ pub struct Options {
     /// Runs of each figure; the report gives their median.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
-    /// Sections to run, comma-separated: baselines, throughput, latency, rebuild, fanout.
+    /// Sections to run, comma-separated: baselines, throughput, latency, rebuild, estimator,
+    /// fanout.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Where the JSON results go.
@@ -80,6 +82,12 @@ pub struct Options {
     /// Rebuild: events stored.
     #[arg(long, default_value_t = 1_000_000)]
     pub rebuild_events: u64,
+    /// Estimator: sizes of the open queue its pass is measured on.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000, 5_000])]
+    pub estimator_open: Vec<usize>,
+    /// Estimator: passes of each kind on each queue.
+    #[arg(long, default_value_t = 41)]
+    pub estimator_passes: usize,
     /// Fan-out: couriers sending a position each second.
     #[arg(long, default_value_t = 10)]
     pub couriers: usize,
@@ -123,6 +131,8 @@ impl Options {
         self.latency_seconds = 2.0;
         self.light_rate = 5.0;
         self.rebuild_events = 1_200;
+        self.estimator_open = vec![50];
+        self.estimator_passes = 3;
         self.couriers = 2;
         self.clients = 20;
         self.fanout_seconds = 2.0;

@@ -21,7 +21,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::stats::round3;
-use crate::system::{bench_pool, drop_databases};
+use crate::system::{bench_pool, create_database, drop_databases};
 
 /// Events of one ticket's life.
 const EVENTS_PER_TICKET: u64 = 6;
@@ -55,11 +55,7 @@ pub async fn run(events: u64, runs: usize) -> anyhow::Result<RebuildBench> {
     let tag = Uuid::new_v4().simple().to_string()[..8].to_owned();
     let prefix = format!("bench{tag}_");
     let database = format!("{prefix}rebuild");
-    let admin = bench_pool("postgres", 1).await?;
-    sqlx::query(&format!("CREATE DATABASE \"{database}\""))
-        .execute(&admin)
-        .await?;
-    admin.close().await;
+    create_database(&database).await?;
     let result = async {
         let pool = bench_pool(&database, 4).await?;
         let outcome = measure(&pool, events, runs).await;
@@ -72,29 +68,11 @@ pub async fn run(events: u64, runs: usize) -> anyhow::Result<RebuildBench> {
 }
 
 async fn measure(pool: &PgPool, events: u64, runs: usize) -> anyhow::Result<RebuildBench> {
-    for migrations in [EVENT_STORE, feed::MIGRATIONS, kitchen_queue::MIGRATIONS] {
-        brigade_nats::migrate(pool, migrations)
-            .await
-            .context("migrating the rebuild database")?;
-    }
-    sqlx::query("ALTER TABLE events DISABLE TRIGGER events_to_outbox")
-        .execute(pool)
-        .await?;
-    let dishes = [Uuid::new_v4(), Uuid::new_v4()];
-    for (dish, station) in dishes.iter().zip(["grill", "cold"]) {
-        sqlx::query(
-            "INSERT INTO kitchen_dishes (dish_id, station, prep_minutes) VALUES ($1, $2, 12)",
-        )
-        .bind(dish)
-        .bind(station)
-        .execute(pool)
-        .await?;
-    }
+    kitchen_schema(pool).await?;
     let tickets = events.div_ceil(EVENTS_PER_TICKET);
     let started = Instant::now();
-    generate(pool, tickets, dishes).await?;
+    store_tickets(pool, tickets, EVENTS_PER_TICKET).await?;
     let generation_seconds = started.elapsed().as_secs_f64();
-    sqlx::query("ANALYZE events").execute(pool).await?;
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(pool)
         .await?;
@@ -132,6 +110,46 @@ async fn measure(pool: &PgPool, events: u64, runs: usize) -> anyhow::Result<Rebu
         generation_seconds: round3(generation_seconds),
         runs: all,
     })
+}
+
+/// The event store's and the kitchen queue's schemas, the outbox trigger disabled (nobody is
+/// there to publish what the bench stores).
+///
+/// # Errors
+/// A database error.
+pub async fn kitchen_schema(pool: &PgPool) -> anyhow::Result<()> {
+    for migrations in [EVENT_STORE, feed::MIGRATIONS, kitchen_queue::MIGRATIONS] {
+        brigade_nats::migrate(pool, migrations)
+            .await
+            .context("migrating the bench's kitchen database")?;
+    }
+    sqlx::query("ALTER TABLE events DISABLE TRIGGER events_to_outbox")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Stores `tickets` tickets, each with the first `events_each` events of a cooked order's life
+/// (one: only opened), in a database of [`kitchen_schema`]. Their two dishes, grill and cold, are made known to the kitchen.
+///
+/// # Errors
+/// A database error.
+pub async fn store_tickets(pool: &PgPool, tickets: u64, events_each: u64) -> anyhow::Result<()> {
+    let dishes = [Uuid::new_v4(), Uuid::new_v4()];
+    for (dish, station) in dishes.iter().zip(["grill", "cold"]) {
+        sqlx::query(
+            "INSERT INTO kitchen_dishes (dish_id, station, prep_minutes) VALUES ($1, $2, 12)",
+        )
+        .bind(dish)
+        .bind(station)
+        .execute(pool)
+        .await?;
+    }
+    let mut life = templates(dishes)?;
+    life.truncate(usize::try_from(events_each)?);
+    generate(pool, tickets, &life).await?;
+    sqlx::query("ANALYZE events").execute(pool).await?;
+    Ok(())
 }
 
 /// One template per event of a ticket's life: (sequence, type, version, payload).
@@ -198,8 +216,11 @@ fn templates(dishes: [Uuid; 2]) -> anyhow::Result<Vec<(i64, String, String, Stri
         .collect()
 }
 
-async fn generate(pool: &PgPool, tickets: u64, dishes: [Uuid; 2]) -> anyhow::Result<()> {
-    let templates = templates(dishes)?;
+async fn generate(
+    pool: &PgPool,
+    tickets: u64,
+    templates: &[(i64, String, String, String)],
+) -> anyhow::Result<()> {
     let sequences: Vec<i64> = templates.iter().map(|t| t.0).collect();
     let types: Vec<String> = templates.iter().map(|t| t.1.clone()).collect();
     let versions: Vec<String> = templates.iter().map(|t| t.2.clone()).collect();

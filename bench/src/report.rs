@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::baseline::{self, NatsRaw, Pgbench};
+use crate::estimator::{self, Passes};
 use crate::fanout::{self, Fanout};
 use crate::orders::{self, AtRate, Ramp, RampPlan};
 use crate::rebuild::{self, RebuildBench};
@@ -74,6 +75,7 @@ pub struct Report {
     pub throughput: Vec<Ramp>,
     pub latency: Vec<LatencyRun>,
     pub rebuild: Option<RebuildBench>,
+    pub estimator: Vec<Passes>,
     pub fanout: Vec<Fanout>,
     pub summary: Vec<Figure>,
     pub failures: Vec<String>,
@@ -163,6 +165,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         throughput: Vec::new(),
         latency: Vec::new(),
         rebuild: None,
+        estimator: Vec::new(),
         fanout: Vec::new(),
         summary: Vec::new(),
         failures: Vec::new(),
@@ -245,6 +248,17 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         match rebuild::run(options.rebuild_events, options.runs).await {
             Ok(bench) => report.rebuild = Some(bench),
             Err(error) => report.failures.push(format!("rebuild: {error:#}")),
+        }
+    }
+    if options.wants("estimator") {
+        section(&format!(
+            "estimator: a pass on {:?} open tickets, {} changed",
+            options.estimator_open,
+            estimator::CHANGED_PER_PASS
+        ));
+        match estimator::run(&options.estimator_open, options.estimator_passes).await {
+            Ok(passes) => report.estimator = passes,
+            Err(error) => report.failures.push(format!("estimator: {error:#}")),
         }
     }
     if options.wants("fanout") {
@@ -409,6 +423,14 @@ fn summary(report: &Report) -> Vec<Figure> {
         .flat_map(|r| r.runs.iter().map(|run| run.events_per_second))
         .collect();
     let fan = |f: fn(&Fanout) -> f64| report.fanout.iter().map(f).collect::<Vec<_>>();
+    // The estimator's pass on the longest queue measured, against reading that whole queue.
+    let longest = report.estimator.iter().max_by_key(|p| p.open_tickets);
+    let estimator_name = longest.map_or_else(String::new, |p| {
+        format!(
+            "estimator pass, {} open tickets ({} changed)",
+            p.open_tickets, p.changed_tickets
+        )
+    });
     let tps = b.pgbench_median_tps;
     let pg_latency = b.pgbench_median_latency_ms;
     let nats_rtt = b.nats_median_round_trip_p50_ms;
@@ -505,6 +527,16 @@ fn summary(report: &Report) -> Vec<Figure> {
             runs: rebuild_runs,
             baseline: Some(("pgbench simple-update tps", tps)),
             target: Some(("≥ 50,000 events/s", |v| v >= 50_000.0)),
+        },
+        Spec {
+            name: &estimator_name,
+            unit: "ms",
+            runs: longest.map(|p| p.kept_copy_ms).into_iter().collect(),
+            baseline: Some((
+                "a pass reading the whole queue, ms",
+                longest.map(|p| p.whole_queue_ms),
+            )),
+            target: None,
         },
         Spec {
             name: "memory per held SSE connection",

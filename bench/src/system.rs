@@ -694,6 +694,19 @@ impl Applied {
 }
 
 /// Drops `{prefix}{name}` for each name, forcing out any connection left.
+/// Creates a throw-away database (dropped by [`drop_databases`]).
+///
+/// # Errors
+/// A database error.
+pub async fn create_database(name: &str) -> anyhow::Result<()> {
+    let admin = bench_pool("postgres", 1).await?;
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    Ok(())
+}
+
 pub async fn drop_databases(prefix: &str, names: &[&str]) {
     if let Ok(admin) = bench_pool("postgres", 1).await {
         for name in names {
