@@ -30,6 +30,10 @@ fn the_smoke_run_measures_every_section_and_writes_its_report() {
     assert!(half["placed_to_kitchen"]["count"].as_u64().unwrap() > 0);
     assert!(half["cpu"]["orders"].as_u64().unwrap() > 0);
     assert!(report["rebuild"]["runs"][0]["events"].as_u64().unwrap() >= 1_200);
+    let estimator = &report["estimator"][0];
+    assert_eq!(estimator["open_tickets"].as_u64(), Some(50));
+    assert!(estimator["whole_queue_ms"].as_f64().unwrap() > 0.0);
+    assert!(estimator["kept_copy_ms"].as_f64().unwrap() > 0.0);
     assert!(report["fanout"][0]["clients_connected"].as_u64().unwrap() > 0);
     assert!(report["fanout"][0]["messages_delivered"].as_u64().unwrap() > 0);
     assert!(!report["baselines"]["nats"].as_array().unwrap().is_empty());

@@ -31,7 +31,7 @@ pub const PACE_BOUNDS: (f64, f64) = (0.5, 3.0);
 
 /// One line of an open ticket, as the model sees it. It borrows its station's name from the
 /// ticket it was read from: a pass of the estimator views thousands of lines, and copying each
-/// name was most of its time (BENCHMARKS.md).
+/// name was a third of its time on a long queue (BENCHMARKS.md).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadItem<'a> {
     pub station: &'a str,
