@@ -73,6 +73,7 @@ async fn measure(pool: &PgPool, events: u64, runs: usize) -> anyhow::Result<Rebu
     let started = Instant::now();
     store_tickets(pool, tickets, EVENTS_PER_TICKET).await?;
     let generation_seconds = started.elapsed().as_secs_f64();
+    sqlx::query("ANALYZE events").execute(pool).await?;
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(pool)
         .await?;
@@ -130,7 +131,8 @@ pub async fn kitchen_schema(pool: &PgPool) -> anyhow::Result<()> {
 }
 
 /// Stores `tickets` tickets, each with the first `events_each` events of a cooked order's life
-/// (one: only opened), in a database of [`kitchen_schema`]. Their two dishes, grill and cold, are made known to the kitchen.
+/// (one: only opened), in a database of [`kitchen_schema`]. Their two dishes, grill and cold,
+/// are made known to the kitchen.
 ///
 /// # Errors
 /// A database error.
@@ -147,9 +149,7 @@ pub async fn store_tickets(pool: &PgPool, tickets: u64, events_each: u64) -> any
     }
     let mut life = templates(dishes)?;
     life.truncate(usize::try_from(events_each)?);
-    generate(pool, tickets, &life).await?;
-    sqlx::query("ANALYZE events").execute(pool).await?;
-    Ok(())
+    generate(pool, tickets, &life).await
 }
 
 /// One template per event of a ticket's life: (sequence, type, version, payload).

@@ -693,7 +693,6 @@ impl Applied {
     }
 }
 
-/// Drops `{prefix}{name}` for each name, forcing out any connection left.
 /// Creates a throw-away database (dropped by [`drop_databases`]).
 ///
 /// # Errors
@@ -707,6 +706,7 @@ pub async fn create_database(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Drops `{prefix}{name}` for each name, forcing out any connection left.
 pub async fn drop_databases(prefix: &str, names: &[&str]) {
     if let Ok(admin) = bench_pool("postgres", 1).await {
         for name in names {

@@ -1392,9 +1392,6 @@ pub(crate) async fn advance_checkpoint(
     .map(|_| ())
 }
 
-/// Acknowledges without waiting for the server's confirmation: a lost ack only causes a
-/// redelivery, which the checkpoint recognises, so a confirmation would buy nothing but a
-/// round trip per message before the lane takes its next one.
 /// Adds the messages waiting in a lane to `batch`, up to [`BATCH`].
 fn take_waiting(rx: &mut mpsc::Receiver<Message>, batch: &mut Vec<Message>) {
     while batch.len() < BATCH {
@@ -1405,6 +1402,9 @@ fn take_waiting(rx: &mut mpsc::Receiver<Message>, batch: &mut Vec<Message>) {
     }
 }
 
+/// Acknowledges without waiting for the server's confirmation: a lost ack only causes a
+/// redelivery, which the checkpoint recognises, so a confirmation would buy nothing but a
+/// round trip per message before the lane takes its next one.
 async fn acknowledge(message: &Message) {
     if let Err(error) = message.ack().await {
         tracing::debug!(%error, "ack not sent; the message will be redelivered");

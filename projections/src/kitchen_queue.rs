@@ -323,7 +323,7 @@ pub async fn open_tickets(
 /// changed; with this, the whole queue is read at first and when changes may have been missed
 /// ([`Self::missed_changes`]), and otherwise only the tickets the feed named since (its keys
 /// are order ids: every move of a ticket and every new quote is a change of [`FEED`]).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OpenTickets {
     by_order: HashMap<Uuid, QueuedTicket>,
     /// Tickets changed since the last read.
@@ -332,13 +332,20 @@ pub struct OpenTickets {
     stale: bool,
 }
 
+impl Default for OpenTickets {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl OpenTickets {
     /// Nothing known yet: the first [`Self::catch_up`] reads the whole queue.
     #[must_use]
     pub fn new() -> Self {
         Self {
+            by_order: HashMap::new(),
+            changed: HashSet::new(),
             stale: true,
-            ..Self::default()
         }
     }
 
@@ -379,7 +386,8 @@ impl OpenTickets {
         Ok(())
     }
 
-    /// The open tickets in queue order.
+    /// The open tickets in queue order, each as it was last read (its time-dependent fields,
+    /// `elapsedSeconds` and `late`, are as of that read).
     #[must_use]
     pub fn in_order(&self) -> Vec<&QueuedTicket> {
         let mut open: Vec<&QueuedTicket> = self.by_order.values().collect();
