@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::rebuild;
 use crate::stats::{median, round3};
-use crate::system::{bench_pool, create_database, drop_databases};
+use crate::system::in_scratch_database;
 
 /// Tickets a pass's changes name: at 50 orders/s, a pass (300 ms of debounce plus its own
 /// time) sees about fifteen new tickets.
@@ -47,22 +47,15 @@ pub struct Passes {
 pub async fn run(sizes: &[usize], passes: usize) -> anyhow::Result<Vec<Passes>> {
     let mut all = Vec::with_capacity(sizes.len());
     for &size in sizes {
-        let tag = Uuid::new_v4().simple().to_string()[..8].to_owned();
-        let prefix = format!("bench{tag}_");
-        let database = format!("{prefix}estimator");
-        create_database(&database).await?;
-        let result = async {
-            let pool = bench_pool(&database, 4).await?;
-            rebuild::kitchen_schema(&pool).await?;
-            rebuild::store_tickets(&pool, u64::try_from(size)?, 1).await?;
-            brigade_projections::rebuild::rebuild(&pool, &kitchen_queue::spec(), |_| {}).await?;
-            let passes = measure(&pool, size, passes).await;
-            pool.close().await;
-            passes
-        }
-        .await;
-        drop_databases(&prefix, &["estimator"]).await;
-        all.push(result?);
+        all.push(
+            in_scratch_database("estimator", async |pool| {
+                rebuild::kitchen_schema(pool).await?;
+                rebuild::store_tickets(pool, u64::try_from(size)?, 1).await?;
+                brigade_projections::rebuild::rebuild(pool, &kitchen_queue::spec(), |_| {}).await?;
+                measure(pool, size, passes).await
+            })
+            .await?,
+        );
     }
     Ok(all)
 }

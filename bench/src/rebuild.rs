@@ -21,7 +21,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::stats::round3;
-use crate::system::{bench_pool, create_database, drop_databases};
+use crate::system::in_scratch_database;
 
 /// Events of one ticket's life.
 const EVENTS_PER_TICKET: u64 = 6;
@@ -52,19 +52,7 @@ pub struct RebuildBench {
 /// # Errors
 /// A database error, or a rebuild that does not reproduce every ticket.
 pub async fn run(events: u64, runs: usize) -> anyhow::Result<RebuildBench> {
-    let tag = Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let prefix = format!("bench{tag}_");
-    let database = format!("{prefix}rebuild");
-    create_database(&database).await?;
-    let result = async {
-        let pool = bench_pool(&database, 4).await?;
-        let outcome = measure(&pool, events, runs).await;
-        pool.close().await;
-        outcome
-    }
-    .await;
-    drop_databases(&prefix, &["rebuild"]).await;
-    result
+    in_scratch_database("rebuild", async |pool| measure(pool, events, runs).await).await
 }
 
 async fn measure(pool: &PgPool, events: u64, runs: usize) -> anyhow::Result<RebuildBench> {

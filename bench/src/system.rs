@@ -706,6 +706,29 @@ pub async fn create_database(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `work` on a throw-away database `bench{tag}_{name}` (a pool of four connections), then
+/// drops it, whatever `work` returned.
+///
+/// # Errors
+/// A database error, or `work`'s.
+pub async fn in_scratch_database<T>(
+    name: &str,
+    work: impl AsyncFnOnce(&PgPool) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let prefix = format!("bench{}_", &Uuid::new_v4().simple().to_string()[..8]);
+    let database = format!("{prefix}{name}");
+    create_database(&database).await?;
+    let result = async {
+        let pool = bench_pool(&database, 4).await?;
+        let outcome = work(&pool).await;
+        pool.close().await;
+        outcome
+    }
+    .await;
+    drop_databases(&prefix, &[name]).await;
+    result
+}
+
 /// Drops `{prefix}{name}` for each name, forcing out any connection left.
 pub async fn drop_databases(prefix: &str, names: &[&str]) {
     if let Ok(admin) = bench_pool("postgres", 1).await {
