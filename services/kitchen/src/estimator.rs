@@ -63,30 +63,12 @@ impl Load {
             lanes_per_station,
             pace: read_pace(pool, now).await?,
         };
-        Self::read_with(pool, now, model).await
-    }
-
-    /// Reads the open tickets; the model is the caller's.
-    ///
-    /// # Errors
-    /// A database error.
-    pub async fn read_with(
-        pool: &PgPool,
-        now: DateTime<Utc>,
-        model: KitchenModel,
-    ) -> Result<Self, sqlx::Error> {
         let open = kitchen_queue::open_tickets(pool, now).await?;
         Ok(Self { now, open, model })
     }
 
     fn tickets(&self) -> Vec<LoadTicket<'_>> {
         self.open.iter().map(load_ticket).collect()
-    }
-
-    /// When each open ticket should be ready, to the second.
-    #[must_use]
-    pub fn ready_times(&self) -> Vec<(Uuid, DateTime<Utc>)> {
-        ready_times(&self.open.iter().collect::<Vec<_>>(), &self.model, self.now)
     }
 
     /// How many minutes a new order (one dish of the default station and minutes) would take.
