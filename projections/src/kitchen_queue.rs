@@ -394,6 +394,12 @@ impl OpenTickets {
         open.sort_by_key(|ticket| ticket.queue_position());
         open
     }
+
+    /// Whether the copy holds this open ticket.
+    #[must_use]
+    pub fn holds(&self, order_id: Uuid) -> bool {
+        self.by_order.contains_key(&order_id)
+    }
 }
 
 /// Tickets closed (ready, rejected or cancelled) since `since`, most recently closed first.
@@ -474,6 +480,23 @@ pub async fn tickets(
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().map(|row| row.into_ticket(now)).collect())
+}
+
+/// A ticket's lines as the queue has them (each with its station and minutes), read in the
+/// transaction that opened it: what its first quote is booked from. `None`: no such ticket.
+///
+/// # Errors
+/// A database error.
+pub async fn lines_in(
+    tx: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<Option<Vec<QueuedItem>>, sqlx::Error> {
+    let items: Option<Json<Vec<QueuedItem>>> =
+        sqlx::query_scalar("SELECT items FROM kitchen_queue WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    Ok(items.map(|items| items.0))
 }
 
 /// The name a dish had on its latest ticket (the kitchen's copy of the menu keeps no names),

@@ -13,13 +13,16 @@
 //! [`TICK`] (time alone moves the quote of a late ticket). It keeps the open tickets between
 //! passes and reads again only those that changed ([`OpenTickets`]); a pass records its quotes
 //! sixteen to a transaction, and the pace it learns from the finished lines is read once per
-//! tick.
+//! tick. A new ticket does not wait for a pass: it is quoted on the lanes the last pass left
+//! ([`OpeningQuotes`]) in the transaction that opens it (an order scheduled for later waits
+//! for the pass, which places it among the other scheduled tickets).
 //! Replicas racing on one order are harmless: the second quote is within the threshold and
 //! records nothing, and a concurrency conflict is simply left to the next pass.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration as StdDuration;
 
-use brigade_domain::kitchen::estimate::{self, KitchenModel, LoadItem, LoadTicket};
+use brigade_domain::kitchen::estimate::{self, KitchenModel, Lanes, LoadItem, LoadTicket};
 use brigade_domain::kitchen::{EstimateCommand, ItemStatus, ReadyEstimate};
 use brigade_domain::Actor;
 use brigade_nats::store::{self, CommandMetadata};
@@ -116,11 +119,100 @@ pub fn ready_times(
     model: &KitchenModel,
     now: DateTime<Utc>,
 ) -> Vec<(Uuid, DateTime<Utc>)> {
+    schedule(open, model, now).0
+}
+
+/// [`ready_times`], and the lanes a new ticket would find (see [`estimate::schedule`]).
+#[must_use]
+pub fn schedule(
+    open: &[&QueuedTicket],
+    model: &KitchenModel,
+    now: DateTime<Utc>,
+) -> (Vec<(Uuid, DateTime<Utc>)>, Lanes) {
     let tickets: Vec<LoadTicket<'_>> = open.iter().map(|ticket| load_ticket(ticket)).collect();
-    estimate::ready_times(&tickets, model, now)
+    let (times, lanes) = estimate::schedule(&tickets, model, now);
+    let times = times
         .into_iter()
         .map(|(order_id, ready_at)| (order_id, whole_second(ready_at)))
-        .collect()
+        .collect();
+    (times, lanes)
+}
+
+/// The lanes the estimator's last pass left, shared with the consumer that opens tickets: a
+/// new ticket's first quote is booked on them and recorded in the transaction that opens it.
+/// A pass quoted it afterwards, in a transaction of its own, which the kitchen queue's
+/// consumer then applied in another: two commits an order, the customer told a pass later,
+/// and a second frame on every screen. The pass that follows checks the quote like any other
+/// (it is recorded again only if it moved by two minutes or more).
+#[derive(Debug, Clone, Default)]
+pub struct OpeningQuotes(Arc<Mutex<Kept>>);
+
+#[derive(Debug, Default)]
+struct Kept {
+    lanes: Option<Lanes>,
+    /// Tickets booked on the lanes that no pass has seen yet: a pass that read the queue
+    /// before they opened books them again on its own lanes, or the next new ticket would be
+    /// quoted as if they were not there.
+    unseen: Vec<Booking>,
+}
+
+#[derive(Debug)]
+struct Booking {
+    order_id: Uuid,
+    lines: Vec<(String, u32)>,
+    at: DateTime<Utc>,
+}
+
+impl OpeningQuotes {
+    /// Lanes older than this are not booked on: the estimator has stopped passing (it passes
+    /// every [`TICK`] at least), and its passes will quote when it comes back.
+    const MAX_AGE: StdDuration = StdDuration::from_secs(2 * TICK.as_secs());
+
+    /// Keeps the lanes of a pass, once the tickets booked since that it did not see (`seen`
+    /// says which it did) are booked on them again.
+    pub fn keep(&self, mut lanes: Lanes, seen: impl Fn(Uuid) -> bool) {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let since = lanes.at - Duration::from_std(Self::MAX_AGE).unwrap_or(Duration::zero());
+        // A booking whose ticket never showed (its transaction rolled back, say) goes in time.
+        kept.unseen
+            .retain(|booking| !seen(booking.order_id) && booking.at >= since);
+        for booking in &kept.unseen {
+            let lines = booking
+                .lines
+                .iter()
+                .map(|(station, minutes)| (station.as_str(), *minutes));
+            lanes.book(lines, booking.at);
+        }
+        kept.lanes = Some(lanes);
+    }
+
+    /// When the ticket `order_id`, of these lines (station, dish minutes) and opened at `now`,
+    /// should be ready, to the second; its lines stay on the lanes, so the next new ticket
+    /// queues behind it. `None` before the first pass, or when the last one is too old.
+    pub fn book(
+        &self,
+        order_id: Uuid,
+        lines: Vec<(String, u32)>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let lanes = kept.lanes.as_mut()?;
+        if (now - lanes.at).to_std().unwrap_or_default() > Self::MAX_AGE {
+            return None;
+        }
+        let ready_at = lanes.book(
+            lines
+                .iter()
+                .map(|(station, minutes)| (station.as_str(), *minutes)),
+            now,
+        );
+        kept.unseen.push(Booking {
+            order_id,
+            lines,
+            at: now,
+        });
+        Some(whole_second(ready_at))
+    }
 }
 
 fn whole_second(at: DateTime<Utc>) -> DateTime<Utc> {
@@ -139,7 +231,7 @@ pub async fn read_pace(pool: &PgPool, now: DateTime<Utc>) -> Result<f64, sqlx::E
     ))
 }
 
-/// Quotes each of `open` (in queue order) whose quote has moved enough,
+/// Records the quotes of `open` (`ready_times`, in the same order) that moved enough,
 /// [`QUOTES_PER_COMMIT`] to a transaction (a busy kitchen's pass quotes tens of new tickets:
 /// a commit for many, not one each); returns how many were recorded.
 ///
@@ -149,14 +241,14 @@ pub async fn read_pace(pool: &PgPool, now: DateTime<Utc>) -> Result<f64, sqlx::E
 pub async fn estimate_once(
     pool: &PgPool,
     open: &[&QueuedTicket],
-    model: &KitchenModel,
+    ready_times: Vec<(Uuid, DateTime<Utc>)>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
     let actor = serde_json::to_string(&Actor::System).unwrap_or_default();
     let mut tx = None;
     // Quotes recorded and committed; recorded in the open transaction.
     let (mut recorded, mut pending) = (0, 0);
-    for (ticket, (order_id, ready_at)) in open.iter().zip(ready_times(open, model, now)) {
+    for (ticket, (order_id, ready_at)) in open.iter().zip(ready_times) {
         // The aggregate decides too; this only spares loading those whose quote holds.
         let holds = ticket.estimated_ready_at.is_some_and(|last| {
             (ready_at - last).num_seconds().abs() < ReadyEstimate::MIN_CHANGE_SECS
@@ -203,11 +295,12 @@ pub async fn estimate_once(
     Ok(recorded + pending)
 }
 
-/// Runs the estimator until `shutdown`.
+/// Runs the estimator until `shutdown`, keeping each pass's lanes in `quotes`.
 pub async fn run(
     pool: PgPool,
     hub: FeedHub,
     lanes_per_station: u32,
+    quotes: OpeningQuotes,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut changes = Some(hub.subscribe());
@@ -266,7 +359,10 @@ pub async fn run(
             tracing::warn!(%error, "cannot read the open tickets; next pass");
             continue;
         }
-        if let Err(error) = estimate_once(&pool, &open.in_order(), &model, now).await {
+        let queue = open.in_order();
+        let (times, lanes) = schedule(&queue, &model, now);
+        quotes.keep(lanes, |order_id| open.holds(order_id));
+        if let Err(error) = estimate_once(&pool, &queue, times, now).await {
             tracing::warn!(%error, "cannot quote the open tickets; next pass");
         }
         last_pass = started.elapsed();
@@ -282,5 +378,50 @@ fn drain(receiver: &mut broadcast::Receiver<Change>, open: &mut OpenTickets) {
             Err(broadcast::error::TryRecvError::Lagged(_)) => open.missed_changes(),
             Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap_or_default()
+    }
+
+    fn grill(minutes: u32) -> Vec<(String, u32)> {
+        vec![("grill".to_owned(), minutes)]
+    }
+
+    fn one_lane(now: DateTime<Utc>) -> Lanes {
+        let model = KitchenModel {
+            lanes_per_station: 1,
+            pace: 1.0,
+        };
+        estimate::schedule(&[], &model, now).1
+    }
+
+    fn minutes(quote: Option<DateTime<Utc>>) -> Option<i64> {
+        quote.map(|ready_at| (ready_at - at(0)).num_minutes())
+    }
+
+    #[test]
+    fn new_tickets_queue_on_the_last_pass_s_lanes_and_a_later_pass_keeps_those_it_missed() {
+        let quotes = OpeningQuotes::default();
+        let (a, b, c) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        // No pass yet: no quote at opening.
+        assert_eq!(quotes.book(a, grill(10), at(0)), None);
+        quotes.keep(one_lane(at(0)), |_| false);
+        assert_eq!(minutes(quotes.book(a, grill(10), at(0))), Some(10));
+        assert_eq!(minutes(quotes.book(b, grill(10), at(10))), Some(20));
+        // A pass that read the queue when only `a` was open: `b` is booked again on its lanes
+        // (here, empty ones stand for the pass's view of `a` done), and `c` queues behind it.
+        quotes.keep(one_lane(at(20)), |order_id| order_id == a);
+        assert_eq!(minutes(quotes.book(c, grill(10), at(20))), Some(20));
+        // A pass that saw them all forgets the bookings.
+        quotes.keep(one_lane(at(30)), |_| true);
+        assert_eq!(minutes(quotes.book(c, grill(5), at(30))), Some(5));
+        // Lanes older than two ticks: the estimator has stopped, no quote at opening.
+        assert_eq!(quotes.book(c, grill(5), at(71)), None);
     }
 }
