@@ -10,7 +10,9 @@
 //! again from the dishes as they are at that time.)
 //!
 //! Ready-time quotes (`kitchen.estimate.*`, from the kitchen's estimator) are kept beside the
-//! queue in `kitchen_estimates` by a third subscription, and shown on each ticket.
+//! queue in `kitchen_estimates` by a third subscription, and shown on each ticket. A new
+//! ticket's first quote is written there in the transaction that opens it, by the same
+//! projector (the kitchen's `kitchen-from-orders` applies it there, on its checkpoint).
 
 use brigade_domain::kitchen::estimate::PrepSample;
 use brigade_domain::kitchen::{EstimateEvent, ItemStatus, TicketEvent};
@@ -328,6 +330,8 @@ pub struct OpenTickets {
     by_order: HashMap<Uuid, QueuedTicket>,
     /// Tickets changed since the last read.
     changed: HashSet<Uuid>,
+    /// The changed tickets the last catch-up read, open or not.
+    last_read: HashSet<Uuid>,
     /// The whole queue is to be read again.
     stale: bool,
 }
@@ -345,6 +349,7 @@ impl OpenTickets {
         Self {
             by_order: HashMap::new(),
             changed: HashSet::new(),
+            last_read: HashSet::new(),
             stale: true,
         }
     }
@@ -374,12 +379,18 @@ impl OpenTickets {
             let open = open_tickets(pool, now).await?;
             self.by_order = open.into_iter().map(|t| (t.order_id, t)).collect();
             (self.stale, self.changed) = (false, HashSet::new());
-        } else if !self.changed.is_empty() {
+            self.last_read.clear();
+        } else {
             let ids: Vec<Uuid> = self.changed.iter().copied().collect();
-            let read = tickets(pool, &ids, now).await?;
-            for order_id in self.changed.drain() {
-                self.by_order.remove(&order_id);
+            let read = if ids.is_empty() {
+                Vec::new()
+            } else {
+                tickets(pool, &ids, now).await?
+            };
+            for order_id in &self.changed {
+                self.by_order.remove(order_id);
             }
+            self.last_read = std::mem::take(&mut self.changed);
             let still_open = read.into_iter().filter(|t| t.status == TicketState::Open);
             self.by_order.extend(still_open.map(|t| (t.order_id, t)));
         }
@@ -395,10 +406,12 @@ impl OpenTickets {
         open
     }
 
-    /// Whether the copy holds this open ticket.
+    /// Whether the last catch-up saw this ticket: the copy holds it (open), or it was read
+    /// among the changes (whatever its state). A ticket closed before a catch-up that read the
+    /// whole queue is not seen: only the open tickets are read then.
     #[must_use]
-    pub fn holds(&self, order_id: Uuid) -> bool {
-        self.by_order.contains_key(&order_id)
+    pub fn saw(&self, order_id: Uuid) -> bool {
+        self.by_order.contains_key(&order_id) || self.last_read.contains(&order_id)
     }
 }
 

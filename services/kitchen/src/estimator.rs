@@ -17,7 +17,11 @@
 //! ([`OpeningQuotes`]) in the transaction that opens it (an order scheduled for later waits
 //! for the pass, which places it among the other scheduled tickets).
 //! Replicas racing on one order are harmless: the second quote is within the threshold and
-//! records nothing, and a concurrency conflict is simply left to the next pass.
+//! records nothing, and a concurrency conflict is simply left to the next pass. A replica's
+//! lanes hold the tickets it opened itself, not those another replica opened since its last
+//! pass; nor do two tickets opened at once on different lanes of the consumer always book in
+//! the queue's order. Either makes a first quote a line's time off, until the next pass
+//! records it again.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration as StdDuration;
@@ -161,6 +165,7 @@ struct Booking {
     order_id: Uuid,
     lines: Vec<(String, u32)>,
     at: DateTime<Utc>,
+    ready_at: DateTime<Utc>,
 }
 
 impl OpeningQuotes {
@@ -168,12 +173,16 @@ impl OpeningQuotes {
     /// every [`TICK`] at least), and its passes will quote when it comes back.
     const MAX_AGE: StdDuration = StdDuration::from_secs(2 * TICK.as_secs());
 
+    /// A booking no pass has seen after this long is dropped: its transaction rolled back,
+    /// or its ticket closed before a pass that read only the open ones. (A pass sees a new
+    /// ticket within its debounce of the opening's commit.)
+    const UNSEEN_FOR: Duration = Duration::seconds(5);
+
     /// Keeps the lanes of a pass, once the tickets booked since that it did not see (`seen`
     /// says which it did) are booked on them again.
     pub fn keep(&self, mut lanes: Lanes, seen: impl Fn(Uuid) -> bool) {
         let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let since = lanes.at - Duration::from_std(Self::MAX_AGE).unwrap_or(Duration::zero());
-        // A booking whose ticket never showed (its transaction rolled back, say) goes in time.
+        let since = lanes.at - Self::UNSEEN_FOR;
         kept.unseen
             .retain(|booking| !seen(booking.order_id) && booking.at >= since);
         for booking in &kept.unseen {
@@ -188,7 +197,8 @@ impl OpeningQuotes {
 
     /// When the ticket `order_id`, of these lines (station, dish minutes) and opened at `now`,
     /// should be ready, to the second; its lines stay on the lanes, so the next new ticket
-    /// queues behind it. `None` before the first pass, or when the last one is too old.
+    /// queues behind it (booked again, as when its transaction is retried, it keeps its
+    /// place). `None` before the first pass, or when the last one is too old.
     pub fn book(
         &self,
         order_id: Uuid,
@@ -196,22 +206,29 @@ impl OpeningQuotes {
         now: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
         let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let lanes = kept.lanes.as_mut()?;
+        let Kept { lanes, unseen } = &mut *kept;
+        let lanes = lanes.as_mut()?;
         if (now - lanes.at).to_std().unwrap_or_default() > Self::MAX_AGE {
             return None;
         }
-        let ready_at = lanes.book(
-            lines
-                .iter()
-                .map(|(station, minutes)| (station.as_str(), *minutes)),
-            now,
+        if let Some(booked) = unseen.iter().find(|booking| booking.order_id == order_id) {
+            return Some(booked.ready_at);
+        }
+        let ready_at = whole_second(
+            lanes.book(
+                lines
+                    .iter()
+                    .map(|(station, minutes)| (station.as_str(), *minutes)),
+                now,
+            ),
         );
-        kept.unseen.push(Booking {
+        unseen.push(Booking {
             order_id,
             lines,
             at: now,
+            ready_at,
         });
-        Some(whole_second(ready_at))
+        Some(ready_at)
     }
 }
 
@@ -361,7 +378,7 @@ pub async fn run(
         }
         let queue = open.in_order();
         let (times, lanes) = schedule(&queue, &model, now);
-        quotes.keep(lanes, |order_id| open.holds(order_id));
+        quotes.keep(lanes, |order_id| open.saw(order_id));
         if let Err(error) = estimate_once(&pool, &queue, times, now).await {
             tracing::warn!(%error, "cannot quote the open tickets; next pass");
         }
@@ -413,15 +430,22 @@ mod tests {
         assert_eq!(quotes.book(a, grill(10), at(0)), None);
         quotes.keep(one_lane(at(0)), |_| false);
         assert_eq!(minutes(quotes.book(a, grill(10), at(0))), Some(10));
-        assert_eq!(minutes(quotes.book(b, grill(10), at(10))), Some(20));
+        assert_eq!(minutes(quotes.book(b, grill(10), at(1))), Some(20));
+        // Its transaction retried, `b` keeps its place rather than taking another.
+        assert_eq!(minutes(quotes.book(b, grill(10), at(2))), Some(20));
         // A pass that read the queue when only `a` was open: `b` is booked again on its lanes
         // (here, empty ones stand for the pass's view of `a` done), and `c` queues behind it.
-        quotes.keep(one_lane(at(20)), |order_id| order_id == a);
-        assert_eq!(minutes(quotes.book(c, grill(10), at(20))), Some(20));
+        quotes.keep(one_lane(at(3)), |order_id| order_id == a);
+        assert_eq!(minutes(quotes.book(c, grill(10), at(3))), Some(20));
         // A pass that saw them all forgets the bookings.
-        quotes.keep(one_lane(at(30)), |_| true);
-        assert_eq!(minutes(quotes.book(c, grill(5), at(30))), Some(5));
+        quotes.keep(one_lane(at(4)), |_| true);
+        assert_eq!(minutes(quotes.book(c, grill(5), at(4))), Some(5));
+        // A booking no pass saw for five seconds (rolled back) is dropped.
+        let d = Uuid::from_u128(4);
+        assert_eq!(minutes(quotes.book(d, grill(10), at(5))), Some(15));
+        quotes.keep(one_lane(at(11)), |_| false);
+        assert_eq!(minutes(quotes.book(a, grill(10), at(11))), Some(10));
         // Lanes older than two ticks: the estimator has stopped, no quote at opening.
-        assert_eq!(quotes.book(c, grill(5), at(71)), None);
+        assert_eq!(quotes.book(c, grill(5), at(52)), None);
     }
 }
