@@ -153,19 +153,28 @@ pub struct OpeningQuotes(Arc<Mutex<Kept>>);
 
 #[derive(Debug, Default)]
 struct Kept {
+    /// The lanes of the last pass, as it left them.
     lanes: Option<Lanes>,
-    /// Tickets booked on the lanes that no pass has seen yet: a pass that read the queue
-    /// before they opened books them again on its own lanes, or the next new ticket would be
-    /// quoted as if they were not there.
+    /// Tickets booked since that the pass did not see, in queue order (when placed): each new
+    /// one is quoted on the pass's lanes after those placed before it. Orders are placed
+    /// concurrently and a ticket may open before one placed a moment earlier; booked in the
+    /// order they opened, both would be a line's time off the pass's next quotes.
     unseen: Vec<Booking>,
 }
 
 #[derive(Debug)]
 struct Booking {
     order_id: Uuid,
+    placed_at: DateTime<Utc>,
     lines: Vec<(String, u32)>,
     at: DateTime<Utc>,
     ready_at: DateTime<Utc>,
+}
+
+impl Booking {
+    fn position(&self) -> (DateTime<Utc>, Uuid) {
+        (self.placed_at, self.order_id)
+    }
 }
 
 impl OpeningQuotes {
@@ -178,57 +187,60 @@ impl OpeningQuotes {
     /// ticket within its debounce of the opening's commit.)
     const UNSEEN_FOR: Duration = Duration::seconds(5);
 
-    /// Keeps the lanes of a pass, once the tickets booked since that it did not see (`seen`
-    /// says which it did) are booked on them again.
-    pub fn keep(&self, mut lanes: Lanes, seen: impl Fn(Uuid) -> bool) {
+    /// Keeps the lanes of a pass, and the tickets booked since that it did not see (`seen`
+    /// says which it did).
+    pub fn keep(&self, lanes: Lanes, seen: impl Fn(Uuid) -> bool) {
         let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let since = lanes.at - Self::UNSEEN_FOR;
         kept.unseen
             .retain(|booking| !seen(booking.order_id) && booking.at >= since);
-        for booking in &kept.unseen {
-            let lines = booking
-                .lines
-                .iter()
-                .map(|(station, minutes)| (station.as_str(), *minutes));
-            lanes.book(lines, booking.at);
-        }
         kept.lanes = Some(lanes);
     }
 
-    /// When the ticket `order_id`, of these lines (station, dish minutes) and opened at `now`,
-    /// should be ready, to the second; its lines stay on the lanes, so the next new ticket
-    /// queues behind it (booked again, as when its transaction is retried, it keeps its
-    /// place). `None` before the first pass, or when the last one is too old.
+    /// When the ticket `order_id`, placed at `placed_at`, of these lines (station, dish
+    /// minutes) and opened at `now`, should be ready, to the second: on the last pass's lanes,
+    /// behind the tickets booked since that were placed before it. Booked again (its
+    /// transaction retried), it keeps its quote. `None` before the first pass, or when the
+    /// last one is too old.
     pub fn book(
         &self,
         order_id: Uuid,
+        placed_at: DateTime<Utc>,
         lines: Vec<(String, u32)>,
         now: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
         let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let Kept { lanes, unseen } = &mut *kept;
-        let lanes = lanes.as_mut()?;
+        let mut lanes = lanes.clone()?;
         if (now - lanes.at).to_std().unwrap_or_default() > Self::MAX_AGE {
             return None;
         }
         if let Some(booked) = unseen.iter().find(|booking| booking.order_id == order_id) {
             return Some(booked.ready_at);
         }
-        let ready_at = whole_second(
-            lanes.book(
-                lines
-                    .iter()
-                    .map(|(station, minutes)| (station.as_str(), *minutes)),
-                now,
-            ),
+        let position = (placed_at, order_id);
+        let before = unseen.partition_point(|booking| booking.position() < position);
+        for booking in &unseen[..before] {
+            lanes.book(Self::lines(&booking.lines), booking.at);
+        }
+        let ready_at = whole_second(lanes.book(Self::lines(&lines), now));
+        unseen.insert(
+            before,
+            Booking {
+                order_id,
+                placed_at,
+                lines,
+                at: now,
+                ready_at,
+            },
         );
-        unseen.push(Booking {
-            order_id,
-            lines,
-            at: now,
-            ready_at,
-        });
         Some(ready_at)
+    }
+
+    fn lines(lines: &[(String, u32)]) -> impl Iterator<Item = (&str, u32)> {
+        lines
+            .iter()
+            .map(|(station, minutes)| (station.as_str(), *minutes))
     }
 }
 
@@ -423,29 +435,30 @@ mod tests {
     }
 
     #[test]
-    fn new_tickets_queue_on_the_last_pass_s_lanes_and_a_later_pass_keeps_those_it_missed() {
+    fn new_tickets_queue_on_the_last_pass_s_lanes_in_the_order_they_were_placed() {
         let quotes = OpeningQuotes::default();
-        let (a, b, c) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let [a, b, c, d, e] = [1, 2, 3, 4, 5].map(Uuid::from_u128);
         // No pass yet: no quote at opening.
-        assert_eq!(quotes.book(a, grill(10), at(0)), None);
+        assert_eq!(quotes.book(a, at(0), grill(10), at(0)), None);
         quotes.keep(one_lane(at(0)), |_| false);
-        assert_eq!(minutes(quotes.book(a, grill(10), at(0))), Some(10));
-        assert_eq!(minutes(quotes.book(b, grill(10), at(1))), Some(20));
-        // Its transaction retried, `b` keeps its place rather than taking another.
-        assert_eq!(minutes(quotes.book(b, grill(10), at(2))), Some(20));
-        // A pass that read the queue when only `a` was open: `b` is booked again on its lanes
-        // (here, empty ones stand for the pass's view of `a` done), and `c` queues behind it.
-        quotes.keep(one_lane(at(3)), |order_id| order_id == a);
-        assert_eq!(minutes(quotes.book(c, grill(10), at(3))), Some(20));
+        assert_eq!(minutes(quotes.book(a, at(0), grill(10), at(0))), Some(10));
+        assert_eq!(minutes(quotes.book(b, at(1), grill(10), at(1))), Some(20));
+        // Its transaction retried, `b` keeps its quote rather than taking another place.
+        assert_eq!(minutes(quotes.book(b, at(1), grill(10), at(2))), Some(20));
+        // Placed before `b`, opened after it: it takes the place the pass will give it.
+        assert_eq!(minutes(quotes.book(e, at(0), grill(5), at(2))), Some(15));
+        // A pass that read the queue when only `a` and `e` were open (here, empty lanes stand
+        // for the pass's view of them done): `b` still comes before the next one.
+        quotes.keep(one_lane(at(3)), |order_id| order_id == a || order_id == e);
+        assert_eq!(minutes(quotes.book(c, at(3), grill(10), at(3))), Some(20));
         // A pass that saw them all forgets the bookings.
         quotes.keep(one_lane(at(4)), |_| true);
-        assert_eq!(minutes(quotes.book(c, grill(5), at(4))), Some(5));
+        assert_eq!(minutes(quotes.book(c, at(4), grill(5), at(4))), Some(5));
         // A booking no pass saw for five seconds (rolled back) is dropped.
-        let d = Uuid::from_u128(4);
-        assert_eq!(minutes(quotes.book(d, grill(10), at(5))), Some(15));
+        assert_eq!(minutes(quotes.book(d, at(5), grill(10), at(5))), Some(15));
         quotes.keep(one_lane(at(11)), |_| false);
-        assert_eq!(minutes(quotes.book(a, grill(10), at(11))), Some(10));
+        assert_eq!(minutes(quotes.book(a, at(11), grill(10), at(11))), Some(10));
         // Lanes older than two ticks: the estimator has stopped, no quote at opening.
-        assert_eq!(quotes.book(c, grill(5), at(52)), None);
+        assert_eq!(quotes.book(e, at(52), grill(5), at(52)), None);
     }
 }

@@ -60,15 +60,16 @@ pub struct FromOrders {
 }
 
 impl FromOrders {
-    /// Records the first quote of the ticket just opened (`opened`, its events), booked on
-    /// the estimator's lanes, in the transaction that opened it. Nothing when the estimator
+    /// Records the first quote of the ticket of the order just placed and opened (its id and
+    /// when it was placed), booked on the estimator's lanes, in the transaction that opened
+    /// it. Nothing when the estimator
     /// has no lanes to offer (its first pass, or it stopped), or when the order is scheduled:
     /// its passes quote those. A quote the aggregate refuses is left to them too.
     async fn first_quote(
         &self,
         tx: &mut PgConnection,
         cause: &EventEnvelope,
-        order_id: Uuid,
+        (order_id, placed_at): (Uuid, DateTime<Utc>),
         at: DateTime<Utc>,
     ) -> Result<(), HandlerError> {
         let Some(lines) = kitchen_queue::lines_in(tx, order_id).await? else {
@@ -78,7 +79,7 @@ impl FromOrders {
             .into_iter()
             .map(|line| (line.station, line.prep_minutes))
             .collect();
-        let Some(ready_at) = self.quotes.book(order_id, lines, at) else {
+        let Some(ready_at) = self.quotes.book(order_id, placed_at, lines, at) else {
             return Ok(());
         };
         let command = EstimateCommand::Quote {
@@ -123,7 +124,7 @@ impl EventHandler for FromOrders {
                 scheduled_for,
                 ..
             } => {
-                quote = scheduled_for.is_none().then_some(order_id);
+                quote = scheduled_for.is_none().then_some((order_id, placed_at));
                 TicketCommand::Open {
                     order_id,
                     placed_at,
@@ -152,8 +153,8 @@ impl EventHandler for FromOrders {
             .map_err(handler_error)?;
         self.queue.apply_in(tx, &stored).await?;
         // Opened now, not by an earlier delivery of the same event.
-        if let Some(order_id) = quote.filter(|_| !stored.is_empty()) {
-            self.first_quote(tx, &event.envelope, order_id, at).await?;
+        if let Some(order) = quote.filter(|_| !stored.is_empty()) {
+            self.first_quote(tx, &event.envelope, order, at).await?;
         }
         Ok(())
     }
