@@ -103,9 +103,7 @@ pub async fn dead_letters(command: DeadLetterCommand, settings: &Settings) -> an
             let consumers = match service {
                 ServiceName::Identity => Vec::new(),
                 ServiceName::Orders => brigade_orders::consumers(&pool),
-                ServiceName::Kitchen => {
-                    brigade_kitchen::consumers(brigade_kitchen::estimator::OpeningQuotes::default())
-                }
+                ServiceName::Kitchen => brigade_kitchen::consumers(),
                 ServiceName::Delivery => brigade_delivery::consumers(&pool),
             };
             let subscription = consumers

@@ -10,9 +10,7 @@
 //! again from the dishes as they are at that time.)
 //!
 //! Ready-time quotes (`kitchen.estimate.*`, from the kitchen's estimator) are kept beside the
-//! queue in `kitchen_estimates` by a third subscription, and shown on each ticket. A new
-//! ticket's first quote is written there in the transaction that opens it, by the same
-//! projector (the kitchen's `kitchen-from-orders` applies it there, on its checkpoint).
+//! queue in `kitchen_estimates` by a third subscription, and shown on each ticket.
 
 use brigade_domain::kitchen::estimate::PrepSample;
 use brigade_domain::kitchen::{EstimateEvent, ItemStatus, TicketEvent};
@@ -330,8 +328,6 @@ pub struct OpenTickets {
     by_order: HashMap<Uuid, QueuedTicket>,
     /// Tickets changed since the last read.
     changed: HashSet<Uuid>,
-    /// The changed tickets the last catch-up read, open or not.
-    last_read: HashSet<Uuid>,
     /// The whole queue is to be read again.
     stale: bool,
 }
@@ -349,7 +345,6 @@ impl OpenTickets {
         Self {
             by_order: HashMap::new(),
             changed: HashSet::new(),
-            last_read: HashSet::new(),
             stale: true,
         }
     }
@@ -379,18 +374,12 @@ impl OpenTickets {
             let open = open_tickets(pool, now).await?;
             self.by_order = open.into_iter().map(|t| (t.order_id, t)).collect();
             (self.stale, self.changed) = (false, HashSet::new());
-            self.last_read.clear();
-        } else {
+        } else if !self.changed.is_empty() {
             let ids: Vec<Uuid> = self.changed.iter().copied().collect();
-            let read = if ids.is_empty() {
-                Vec::new()
-            } else {
-                tickets(pool, &ids, now).await?
-            };
-            for order_id in &self.changed {
-                self.by_order.remove(order_id);
+            let read = tickets(pool, &ids, now).await?;
+            for order_id in self.changed.drain() {
+                self.by_order.remove(&order_id);
             }
-            self.last_read = std::mem::take(&mut self.changed);
             let still_open = read.into_iter().filter(|t| t.status == TicketState::Open);
             self.by_order.extend(still_open.map(|t| (t.order_id, t)));
         }
@@ -404,14 +393,6 @@ impl OpenTickets {
         let mut open: Vec<&QueuedTicket> = self.by_order.values().collect();
         open.sort_by_key(|ticket| ticket.queue_position());
         open
-    }
-
-    /// Whether the last catch-up saw this ticket: the copy holds it (open), or it was read
-    /// among the changes (whatever its state). A ticket closed before a catch-up that read the
-    /// whole queue is not seen: only the open tickets are read then.
-    #[must_use]
-    pub fn saw(&self, order_id: Uuid) -> bool {
-        self.by_order.contains_key(&order_id) || self.last_read.contains(&order_id)
     }
 }
 
@@ -493,23 +474,6 @@ pub async fn tickets(
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().map(|row| row.into_ticket(now)).collect())
-}
-
-/// A ticket's lines as the queue has them (each with its station and minutes), read in the
-/// transaction that opened it: what its first quote is booked from. `None`: no such ticket.
-///
-/// # Errors
-/// A database error.
-pub async fn lines_in(
-    tx: &mut PgConnection,
-    order_id: Uuid,
-) -> Result<Option<Vec<QueuedItem>>, sqlx::Error> {
-    let items: Option<Json<Vec<QueuedItem>>> =
-        sqlx::query_scalar("SELECT items FROM kitchen_queue WHERE order_id = $1")
-            .bind(order_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    Ok(items.map(|items| items.0))
 }
 
 /// The name a dish had on its latest ticket (the kitchen's copy of the menu keeps no names),

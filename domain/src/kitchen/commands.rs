@@ -45,8 +45,8 @@ pub enum TicketCommand {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all_fields = "camelCase")]
 pub enum EstimateCommand {
-    /// Issued by the kitchen from the live load: when the order's ticket should be ready
-    /// (first as the ticket opens, then by the estimator's passes). Recorded only when it moves the last quote by at least
+    /// Issued by the kitchen's estimator from the live load: when the order's ticket should
+    /// be ready. Recorded only when it moves the last quote by at least
     /// [`ReadyEstimate::MIN_CHANGE_SECS`](super::ReadyEstimate::MIN_CHANGE_SECS); otherwise it
     /// changes nothing, so replicas may issue it concurrently.
     Quote {

@@ -68,13 +68,6 @@ pub struct KitchenModel {
 
 impl KitchenModel {
     pub const DEFAULT_LANES_PER_STATION: u32 = 2;
-
-    /// How long a line of a dish of `minutes` takes at this pace, in seconds.
-    fn line_secs(&self, minutes: u32) -> i64 {
-        #[allow(clippy::cast_possible_truncation)]
-        let secs = (f64::from(minutes) * 60.0 * self.pace).round() as i64;
-        secs
-    }
 }
 
 impl Default for KitchenModel {
@@ -118,129 +111,63 @@ pub fn ready_times(
     model: &KitchenModel,
     now: DateTime<Utc>,
 ) -> Vec<(Uuid, DateTime<Utc>)> {
-    schedule(tickets, model, now).0
-}
-
-/// [`ready_times`], and the stations' lanes as a new order finds them: once every line due
-/// has been put on one, before the scheduled tickets whose time is still ahead (a new order
-/// goes before them, as in [`quote`]).
-#[must_use]
-pub fn schedule(
-    tickets: &[LoadTicket<'_>],
-    model: &KitchenModel,
-    now: DateTime<Utc>,
-) -> (Vec<(Uuid, DateTime<Utc>)>, Lanes) {
-    let mut lanes = Lanes {
-        at: now,
-        model: *model,
-        stations: BTreeMap::new(),
-    };
+    let lanes = usize::try_from(model.lanes_per_station.max(1)).unwrap_or(1);
+    let mut stations: BTreeMap<&str, Vec<DateTime<Utc>>> = BTreeMap::new();
     let mut finish: Vec<DateTime<Utc>> = vec![now; tickets.len()];
-    // When a scheduled ticket's longest pending line must start, while that is ahead: until
-    // then it waits behind every line due.
-    let waits_until: Vec<Option<DateTime<Utc>>> = tickets
-        .iter()
-        .map(|ticket| {
-            let longest = ticket
-                .items
-                .iter()
-                .filter(|item| item.status == ItemStatus::Pending)
-                .map(|item| model.line_secs(item.prep_minutes))
-                .max()?;
-            Some(ticket.scheduled_for? - Duration::seconds(longest)).filter(|start| *start > now)
-        })
-        .collect();
+    let duration = |minutes: u32| -> i64 {
+        #[allow(clippy::cast_possible_truncation)]
+        let secs = (f64::from(minutes) * 60.0 * model.pace).round() as i64;
+        secs
+    };
+    // When a scheduled ticket's longest pending line must start: until then it waits.
+    let earliest_start = |ticket: &LoadTicket<'_>| -> Option<DateTime<Utc>> {
+        let longest = ticket
+            .items
+            .iter()
+            .filter(|item| item.status == ItemStatus::Pending)
+            .map(|item| duration(item.prep_minutes))
+            .max()?;
+        Some(ticket.scheduled_for? - Duration::seconds(longest))
+    };
     let mut pending_order: Vec<usize> = (0..tickets.len()).collect();
     // Stable: the tickets due keep their order, and go before those whose time is ahead.
-    pending_order.sort_by_key(|&n| waits_until[n]);
-    let due = waits_until.iter().filter(|start| start.is_none()).count();
-    for n in 0..tickets.len() {
-        for item in &tickets[n].items {
-            if item.status == ItemStatus::InPreparation {
-                let mut needed = model.line_secs(item.prep_minutes);
-                if let Some(started) = item.started_at {
-                    needed = (needed - (now - started).num_seconds()).max(MIN_REMAINING_SECS);
+    pending_order.sort_by_cached_key(|&n| earliest_start(&tickets[n]).filter(|start| *start > now));
+    let in_preparation: Vec<usize> = (0..tickets.len()).collect();
+    for (wanted, order) in [
+        (ItemStatus::InPreparation, in_preparation),
+        (ItemStatus::Pending, pending_order),
+    ] {
+        for n in order {
+            let ticket = &tickets[n];
+            for item in ticket.items.iter().filter(|item| item.status == wanted) {
+                let mut needed = duration(item.prep_minutes);
+                let mut not_before = None;
+                if wanted == ItemStatus::InPreparation {
+                    if let Some(started) = item.started_at {
+                        needed = (needed - (now - started).num_seconds()).max(MIN_REMAINING_SECS);
+                    }
+                } else {
+                    not_before = ticket
+                        .scheduled_for
+                        .map(|when| when - Duration::seconds(needed));
                 }
-                finish[n] = finish[n].max(lanes.take(item.station, now, None, needed));
+                let station = stations
+                    .entry(item.station)
+                    .or_insert_with(|| vec![now; lanes]);
+                // The lane that frees first takes the line.
+                let Some(lane) = station.iter_mut().min() else {
+                    continue;
+                };
+                *lane = (*lane).max(not_before.unwrap_or(*lane)) + Duration::seconds(needed);
+                finish[n] = finish[n].max(*lane);
             }
         }
     }
-    let mut after_due = None;
-    for (position, &n) in pending_order.iter().enumerate() {
-        if position == due {
-            after_due = Some(lanes.clone());
-        }
-        let ticket = &tickets[n];
-        for item in &ticket.items {
-            if item.status == ItemStatus::Pending {
-                let needed = model.line_secs(item.prep_minutes);
-                let not_before = ticket
-                    .scheduled_for
-                    .map(|when| when - Duration::seconds(needed));
-                finish[n] = finish[n].max(lanes.take(item.station, now, not_before, needed));
-            }
-        }
-    }
-    let times = tickets
+    tickets
         .iter()
         .zip(finish)
         .map(|(ticket, ready_at)| (ticket.order_id, ready_at))
-        .collect();
-    (times, after_due.unwrap_or(lanes))
-}
-
-/// When each station's lanes free up, as [`schedule`] left them: a new order is quoted by
-/// putting its lines on them ([`Lanes::book`]), without simulating the queue again.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Lanes {
-    /// The instant they were simulated at.
-    pub at: DateTime<Utc>,
-    /// The model they were simulated with.
-    pub model: KitchenModel,
-    stations: BTreeMap<String, Vec<DateTime<Utc>>>,
-}
-
-impl Lanes {
-    /// Puts a line of `secs`, which may not start before `not_before`, on the lane of
-    /// `station` that frees first (a station not seen yet has all its lanes free from `now`);
-    /// returns when it is done.
-    fn take(
-        &mut self,
-        station: &str,
-        now: DateTime<Utc>,
-        not_before: Option<DateTime<Utc>>,
-        secs: i64,
-    ) -> DateTime<Utc> {
-        let lanes = usize::try_from(self.model.lanes_per_station.max(1)).unwrap_or(1);
-        let station = match self.stations.get_mut(station) {
-            Some(free_at) => free_at,
-            None => self
-                .stations
-                .entry(station.to_owned())
-                .or_insert_with(|| vec![now; lanes]),
-        };
-        let Some(lane) = station.iter_mut().min() else {
-            return now;
-        };
-        let start = (*lane).max(now).max(not_before.unwrap_or(now));
-        *lane = start + Duration::seconds(secs);
-        *lane
-    }
-
-    /// When a new order of these lines (station and dish minutes), opened at `now`, should be
-    /// ready; its lines stay on the lanes, so the next new order queues behind it.
-    pub fn book<'s>(
-        &mut self,
-        lines: impl IntoIterator<Item = (&'s str, u32)>,
-        now: DateTime<Utc>,
-    ) -> DateTime<Utc> {
-        let mut ready_at = now;
-        for (station, minutes) in lines {
-            let secs = self.model.line_secs(minutes);
-            ready_at = ready_at.max(self.take(station, now, None, secs));
-        }
-        ready_at
-    }
+        .collect()
 }
 
 /// When a new order of one line of `prep_minutes` at `station`, placed now, would be ready:
@@ -253,9 +180,21 @@ pub fn quote(
     station: &str,
     prep_minutes: u32,
 ) -> DateTime<Utc> {
-    schedule(tickets, model, now)
-        .1
-        .book([(station, prep_minutes)], now)
+    let mut all = tickets.to_vec();
+    all.push(LoadTicket {
+        order_id: Uuid::nil(),
+        placed_at: now,
+        scheduled_for: None,
+        items: vec![LoadItem {
+            station,
+            prep_minutes,
+            status: ItemStatus::Pending,
+            started_at: None,
+        }],
+    });
+    ready_times(&all, model, now)
+        .last()
+        .map_or(now, |(_, ready_at)| *ready_at)
 }
 
 #[cfg(test)]
@@ -437,42 +376,6 @@ mod tests {
         assert_eq!(
             (quote(&[], &ONE_LANE, at(0), "main", 15) - at(0)).num_minutes(),
             15
-        );
-    }
-
-    #[test]
-    fn new_orders_booked_on_a_pass_s_lanes_are_quoted_as_the_pass_would_quote_them() {
-        let mut cooking = item("grill", 10);
-        cooking.status = ItemStatus::InPreparation;
-        cooking.started_at = Some(at(0));
-        let open = vec![
-            ticket(1, vec![cooking, item("cold", 5)]),
-            scheduled(2, vec![item("grill", 10)], 50),
-            ticket(3, vec![item("grill", 10)]),
-        ];
-        let (times, mut lanes) = schedule(&open, &ONE_LANE, at(2));
-        assert_eq!(times, ready_times(&open, &ONE_LANE, at(2)));
-        // Two new orders before the next pass: each is quoted as if the pass had seen it, the
-        // second behind the first, both before the ticket scheduled for 12:50.
-        let mut with_new = open.clone();
-        for (n, station, minutes) in [(4, "grill", 12), (5, "cold", 5)] {
-            let booked = lanes.book([(station, minutes), ("cold", 3)], at(2));
-            with_new.push(ticket(n, vec![item(station, minutes), item("cold", 3)]));
-            let passed = ready_times(&with_new, &ONE_LANE, at(2));
-            assert_eq!(Some(booked), passed.last().map(|(_, at)| *at), "{passed:?}");
-        }
-        assert_eq!(
-            minutes_after_noon(&ready_times(&with_new, &ONE_LANE, at(2))),
-            [10, 50, 20, 32, 18]
-        );
-        // Booked later, a line starts no earlier than its order.
-        assert_eq!(
-            (lanes.book([("pastry", 4)], at(40)) - at(0)).num_minutes(),
-            44
-        );
-        assert_eq!(
-            (lanes.book([("cold", 4)], at(40)) - at(0)).num_minutes(),
-            44
         );
     }
 }

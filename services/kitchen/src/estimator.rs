@@ -13,20 +13,13 @@
 //! [`TICK`] (time alone moves the quote of a late ticket). It keeps the open tickets between
 //! passes and reads again only those that changed ([`OpenTickets`]); a pass records its quotes
 //! sixteen to a transaction, and the pace it learns from the finished lines is read once per
-//! tick. A new ticket does not wait for a pass: it is quoted on the lanes the last pass left
-//! ([`OpeningQuotes`]) in the transaction that opens it (an order scheduled for later waits
-//! for the pass, which places it among the other scheduled tickets).
+//! tick.
 //! Replicas racing on one order are harmless: the second quote is within the threshold and
-//! records nothing, and a concurrency conflict is simply left to the next pass. A replica's
-//! lanes hold the tickets it opened itself, not those another replica opened since its last
-//! pass; nor do two tickets opened at once on different lanes of the consumer always book in
-//! the queue's order. Either makes a first quote a line's time off, until the next pass
-//! records it again.
+//! records nothing, and a concurrency conflict is simply left to the next pass.
 
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration as StdDuration;
 
-use brigade_domain::kitchen::estimate::{self, KitchenModel, Lanes, LoadItem, LoadTicket};
+use brigade_domain::kitchen::estimate::{self, KitchenModel, LoadItem, LoadTicket};
 use brigade_domain::kitchen::{EstimateCommand, ItemStatus, ReadyEstimate};
 use brigade_domain::Actor;
 use brigade_nats::store::{self, CommandMetadata};
@@ -123,125 +116,11 @@ pub fn ready_times(
     model: &KitchenModel,
     now: DateTime<Utc>,
 ) -> Vec<(Uuid, DateTime<Utc>)> {
-    schedule(open, model, now).0
-}
-
-/// [`ready_times`], and the lanes a new ticket would find (see [`estimate::schedule`]).
-#[must_use]
-pub fn schedule(
-    open: &[&QueuedTicket],
-    model: &KitchenModel,
-    now: DateTime<Utc>,
-) -> (Vec<(Uuid, DateTime<Utc>)>, Lanes) {
     let tickets: Vec<LoadTicket<'_>> = open.iter().map(|ticket| load_ticket(ticket)).collect();
-    let (times, lanes) = estimate::schedule(&tickets, model, now);
-    let times = times
+    estimate::ready_times(&tickets, model, now)
         .into_iter()
         .map(|(order_id, ready_at)| (order_id, whole_second(ready_at)))
-        .collect();
-    (times, lanes)
-}
-
-/// The lanes the estimator's last pass left, shared with the consumer that opens tickets: a
-/// new ticket's first quote is booked on them and recorded in the transaction that opens it.
-/// A pass quoted it afterwards, in a transaction of its own, which the kitchen queue's
-/// consumer then applied in another: two commits an order, the customer told a pass later,
-/// and a second frame on every screen. The pass that follows checks the quote like any other
-/// (it is recorded again only if it moved by two minutes or more).
-#[derive(Debug, Clone, Default)]
-pub struct OpeningQuotes(Arc<Mutex<Kept>>);
-
-#[derive(Debug, Default)]
-struct Kept {
-    /// The lanes of the last pass, as it left them.
-    lanes: Option<Lanes>,
-    /// Tickets booked since that the pass did not see, in queue order (when placed): each new
-    /// one is quoted on the pass's lanes after those placed before it. Orders are placed
-    /// concurrently and a ticket may open before one placed a moment earlier; booked in the
-    /// order they opened, both would be a line's time off the pass's next quotes.
-    unseen: Vec<Booking>,
-}
-
-#[derive(Debug)]
-struct Booking {
-    order_id: Uuid,
-    placed_at: DateTime<Utc>,
-    lines: Vec<(String, u32)>,
-    at: DateTime<Utc>,
-    ready_at: DateTime<Utc>,
-}
-
-impl Booking {
-    fn position(&self) -> (DateTime<Utc>, Uuid) {
-        (self.placed_at, self.order_id)
-    }
-}
-
-impl OpeningQuotes {
-    /// Lanes older than this are not booked on: the estimator has stopped passing (it passes
-    /// every [`TICK`] at least), and its passes will quote when it comes back.
-    const MAX_AGE: StdDuration = StdDuration::from_secs(2 * TICK.as_secs());
-
-    /// A booking no pass has seen after this long is dropped: its transaction rolled back,
-    /// or its ticket closed before a pass that read only the open ones. (A pass sees a new
-    /// ticket within its debounce of the opening's commit.)
-    const UNSEEN_FOR: Duration = Duration::seconds(5);
-
-    /// Keeps the lanes of a pass, and the tickets booked since that it did not see (`seen`
-    /// says which it did).
-    pub fn keep(&self, lanes: Lanes, seen: impl Fn(Uuid) -> bool) {
-        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let since = lanes.at - Self::UNSEEN_FOR;
-        kept.unseen
-            .retain(|booking| !seen(booking.order_id) && booking.at >= since);
-        kept.lanes = Some(lanes);
-    }
-
-    /// When the ticket `order_id`, placed at `placed_at`, of these lines (station, dish
-    /// minutes) and opened at `now`, should be ready, to the second: on the last pass's lanes,
-    /// behind the tickets booked since that were placed before it. Booked again (its
-    /// transaction retried), it keeps its quote. `None` before the first pass, or when the
-    /// last one is too old.
-    pub fn book(
-        &self,
-        order_id: Uuid,
-        placed_at: DateTime<Utc>,
-        lines: Vec<(String, u32)>,
-        now: DateTime<Utc>,
-    ) -> Option<DateTime<Utc>> {
-        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let Kept { lanes, unseen } = &mut *kept;
-        let mut lanes = lanes.clone()?;
-        if (now - lanes.at).to_std().unwrap_or_default() > Self::MAX_AGE {
-            return None;
-        }
-        if let Some(booked) = unseen.iter().find(|booking| booking.order_id == order_id) {
-            return Some(booked.ready_at);
-        }
-        let position = (placed_at, order_id);
-        let before = unseen.partition_point(|booking| booking.position() < position);
-        for booking in &unseen[..before] {
-            lanes.book(Self::lines(&booking.lines), booking.at);
-        }
-        let ready_at = whole_second(lanes.book(Self::lines(&lines), now));
-        unseen.insert(
-            before,
-            Booking {
-                order_id,
-                placed_at,
-                lines,
-                at: now,
-                ready_at,
-            },
-        );
-        Some(ready_at)
-    }
-
-    fn lines(lines: &[(String, u32)]) -> impl Iterator<Item = (&str, u32)> {
-        lines
-            .iter()
-            .map(|(station, minutes)| (station.as_str(), *minutes))
-    }
+        .collect()
 }
 
 fn whole_second(at: DateTime<Utc>) -> DateTime<Utc> {
@@ -260,7 +139,7 @@ pub async fn read_pace(pool: &PgPool, now: DateTime<Utc>) -> Result<f64, sqlx::E
     ))
 }
 
-/// Records the quotes of `open` (`ready_times`, in the same order) that moved enough,
+/// Quotes each of `open` (in queue order) whose quote has moved enough,
 /// [`QUOTES_PER_COMMIT`] to a transaction (a busy kitchen's pass quotes tens of new tickets:
 /// a commit for many, not one each); returns how many were recorded.
 ///
@@ -270,14 +149,14 @@ pub async fn read_pace(pool: &PgPool, now: DateTime<Utc>) -> Result<f64, sqlx::E
 pub async fn estimate_once(
     pool: &PgPool,
     open: &[&QueuedTicket],
-    ready_times: Vec<(Uuid, DateTime<Utc>)>,
+    model: &KitchenModel,
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
     let actor = serde_json::to_string(&Actor::System).unwrap_or_default();
     let mut tx = None;
     // Quotes recorded and committed; recorded in the open transaction.
     let (mut recorded, mut pending) = (0, 0);
-    for (ticket, (order_id, ready_at)) in open.iter().zip(ready_times) {
+    for (ticket, (order_id, ready_at)) in open.iter().zip(ready_times(open, model, now)) {
         // The aggregate decides too; this only spares loading those whose quote holds.
         let holds = ticket.estimated_ready_at.is_some_and(|last| {
             (ready_at - last).num_seconds().abs() < ReadyEstimate::MIN_CHANGE_SECS
@@ -324,12 +203,11 @@ pub async fn estimate_once(
     Ok(recorded + pending)
 }
 
-/// Runs the estimator until `shutdown`, keeping each pass's lanes in `quotes`.
+/// Runs the estimator until `shutdown`.
 pub async fn run(
     pool: PgPool,
     hub: FeedHub,
     lanes_per_station: u32,
-    quotes: OpeningQuotes,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut changes = Some(hub.subscribe());
@@ -388,10 +266,7 @@ pub async fn run(
             tracing::warn!(%error, "cannot read the open tickets; next pass");
             continue;
         }
-        let queue = open.in_order();
-        let (times, lanes) = schedule(&queue, &model, now);
-        quotes.keep(lanes, |order_id| open.saw(order_id));
-        if let Err(error) = estimate_once(&pool, &queue, times, now).await {
+        if let Err(error) = estimate_once(&pool, &open.in_order(), &model, now).await {
             tracing::warn!(%error, "cannot quote the open tickets; next pass");
         }
         last_pass = started.elapsed();
@@ -407,58 +282,5 @@ fn drain(receiver: &mut broadcast::Receiver<Change>, open: &mut OpenTickets) {
             Err(broadcast::error::TryRecvError::Lagged(_)) => open.missed_changes(),
             Err(_) => return,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(seconds: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap_or_default()
-    }
-
-    fn grill(minutes: u32) -> Vec<(String, u32)> {
-        vec![("grill".to_owned(), minutes)]
-    }
-
-    fn one_lane(now: DateTime<Utc>) -> Lanes {
-        let model = KitchenModel {
-            lanes_per_station: 1,
-            pace: 1.0,
-        };
-        estimate::schedule(&[], &model, now).1
-    }
-
-    fn minutes(quote: Option<DateTime<Utc>>) -> Option<i64> {
-        quote.map(|ready_at| (ready_at - at(0)).num_minutes())
-    }
-
-    #[test]
-    fn new_tickets_queue_on_the_last_pass_s_lanes_in_the_order_they_were_placed() {
-        let quotes = OpeningQuotes::default();
-        let [a, b, c, d, e] = [1, 2, 3, 4, 5].map(Uuid::from_u128);
-        // No pass yet: no quote at opening.
-        assert_eq!(quotes.book(a, at(0), grill(10), at(0)), None);
-        quotes.keep(one_lane(at(0)), |_| false);
-        assert_eq!(minutes(quotes.book(a, at(0), grill(10), at(0))), Some(10));
-        assert_eq!(minutes(quotes.book(b, at(1), grill(10), at(1))), Some(20));
-        // Its transaction retried, `b` keeps its quote rather than taking another place.
-        assert_eq!(minutes(quotes.book(b, at(1), grill(10), at(2))), Some(20));
-        // Placed before `b`, opened after it: it takes the place the pass will give it.
-        assert_eq!(minutes(quotes.book(e, at(0), grill(5), at(2))), Some(15));
-        // A pass that read the queue when only `a` and `e` were open (here, empty lanes stand
-        // for the pass's view of them done): `b` still comes before the next one.
-        quotes.keep(one_lane(at(3)), |order_id| order_id == a || order_id == e);
-        assert_eq!(minutes(quotes.book(c, at(3), grill(10), at(3))), Some(20));
-        // A pass that saw them all forgets the bookings.
-        quotes.keep(one_lane(at(4)), |_| true);
-        assert_eq!(minutes(quotes.book(c, at(4), grill(5), at(4))), Some(5));
-        // A booking no pass saw for five seconds (rolled back) is dropped.
-        assert_eq!(minutes(quotes.book(d, at(5), grill(10), at(5))), Some(15));
-        quotes.keep(one_lane(at(11)), |_| false);
-        assert_eq!(minutes(quotes.book(a, at(11), grill(10), at(11))), Some(10));
-        // Lanes older than two ticks: the estimator has stopped, no quote at opening.
-        assert_eq!(quotes.book(e, at(52), grill(5), at(52)), None);
     }
 }

@@ -44,9 +44,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // new quote as soon as it is made. The kitchen's copy of the dishes may gather a few
     // milliseconds of events into one transaction. (Gathered, the quotes reached the screens
     // in bursts that held a new order's frame back: 5 → 37 ms p99 at 20 orders/s.)
-    let quotes = estimator::OpeningQuotes::default();
     service.subscribe_all(
-        consumers(quotes.clone()),
+        consumers(),
         &[
             subscriptions::FROM_ORDERS,
             kitchen_queue::NAME,
@@ -62,7 +61,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let lanes = lanes_per_station();
     {
         let (pool, hub) = (service.pool.clone(), hub.clone());
-        service.spawn(move |shutdown| estimator::run(pool, hub, lanes, quotes, shutdown));
+        service.spawn(move |shutdown| estimator::run(pool, hub, lanes, shutdown));
     }
     let api = api::KitchenApi {
         pool: service.pool.clone(),
@@ -93,12 +92,10 @@ fn lanes_per_station() -> u32 {
 }
 
 /// Every durable consumer of the kitchen: what it does with other services' events, and its
-/// read models; a new ticket's first quote is booked on `quotes`, the estimator's lanes.
-/// `brigade dead-letters replay` finds a parked message's handler here (with no lanes: the
-/// running service's estimator quotes a ticket it opens).
+/// read models. `brigade dead-letters replay` finds a parked message's handler here.
 #[must_use]
-pub fn consumers(quotes: estimator::OpeningQuotes) -> Vec<brigade_nats::Subscription> {
-    let mut all = subscriptions::all(quotes);
+pub fn consumers() -> Vec<brigade_nats::Subscription> {
+    let mut all = subscriptions::all();
     all.push(kitchen_queue::subscription());
     all.push(kitchen_queue::dishes_subscription());
     all.push(kitchen_queue::estimates_subscription());

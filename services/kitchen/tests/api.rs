@@ -239,17 +239,6 @@ impl Kitchen {
         .unwrap()
     }
 
-    /// How many quotes each transaction of the kitchen's store recorded, most first.
-    async fn estimates_per_transaction(&self) -> Vec<i64> {
-        sqlx::query_scalar(
-            "SELECT count(*) FROM events WHERE aggregate_type = 'estimate'
-              GROUP BY xmin::text ORDER BY count(*) DESC",
-        )
-        .fetch_all(&self.pool().await)
-        .await
-        .unwrap()
-    }
-
     async fn pool(&self) -> sqlx::PgPool {
         sqlx::PgPool::connect(&self.settings.database_url_for(ServiceName::Kitchen))
             .await
@@ -901,28 +890,28 @@ async fn tickets_show_their_target_turn_late_and_stay_visible_a_while_once_done(
     drop_databases(&kitchen.settings).await;
 }
 
-/// A rush of tickets for later (a scheduled order is quoted by the estimator's passes, not as
-/// it opens) is quoted in passes that commit sixteen quotes at a time: every ticket gets its
-/// quote, and no transaction holds more than sixteen.
+/// A rush of new tickets is quoted in passes that commit sixteen quotes at a time: every
+/// ticket gets its quote, and no transaction holds more than sixteen.
 #[tokio::test]
 async fn a_rush_of_tickets_is_quoted_sixteen_to_a_commit() {
     let kitchen = Kitchen::start().await;
-    let when = Utc::now() + chrono::Duration::hours(2);
     let mut orders = Vec::new();
-    for n in 0..60 {
+    for _ in 0..60 {
         let order_id = Uuid::new_v4();
-        let mut event = placed(order_id, 1);
-        // Half an hour apart: no ticket moves another's quote.
-        if let OrderEvent::OrderPlaced { scheduled_for, .. } = &mut event {
-            *scheduled_for = Some(when + chrono::Duration::minutes(30 * n));
-        }
-        kitchen.publish(order_id, 1, &event).await;
+        kitchen.publish(order_id, 1, &placed(order_id, 1)).await;
         orders.push(order_id);
     }
     for order_id in &orders {
         kitchen.wait_for_estimate(*order_id).await;
     }
-    let per_transaction = kitchen.estimates_per_transaction().await;
+    let pool = kitchen.pool().await;
+    let per_transaction: Vec<i64> = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_type = 'estimate'
+          GROUP BY xmin::text ORDER BY count(*) DESC",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
     assert_eq!(
         per_transaction.iter().sum::<i64>(),
         60,
@@ -931,67 +920,6 @@ async fn a_rush_of_tickets_is_quoted_sixteen_to_a_commit() {
     // Sixty tickets arrive faster than the estimator's debounce: its first pass has more than
     // sixteen to quote, and cuts them.
     assert_eq!(per_transaction.first(), Some(&16), "{per_transaction:?}");
-    drop_databases(&kitchen.settings).await;
-}
-
-/// A new order's first quote is recorded in the transaction that opens its ticket, booked on
-/// the lanes of the estimator's last pass: the screen and the customer get both at once, and
-/// each order after it queues behind it without waiting for a pass.
-#[tokio::test]
-async fn a_new_ticket_is_quoted_in_the_transaction_that_opens_it() {
-    let kitchen = Kitchen::start().await;
-    let grill = kitchen.add_dish("grill", 10).await;
-    // Until the estimator's first pass has quoted something, it may have no lanes yet.
-    let first = kitchen.place_dishes(&[grill], 0).await;
-    kitchen.wait_for_estimate(first).await;
-    let before = Utc::now();
-    let mut orders = Vec::new();
-    // One after the other (the consumer opens tickets of different orders on parallel lanes,
-    // which may book them in either order).
-    for _ in 0..3 {
-        orders.push(kitchen.place_dishes(&[grill], 0).await);
-    }
-    let pool = kitchen.pool().await;
-    let minutes = |quote: DateTime<Utc>| (quote - before).num_seconds() as f64 / 60.0;
-    let mut quotes = Vec::new();
-    for order_id in &orders {
-        // Ticket and quote visible at once: the first read that shows the ticket has its quote.
-        let (_, ticket) = kitchen
-            .get(&format!("/tickets/{order_id}"), &kitchen.chef)
-            .await;
-        quotes.push(minutes(at(&ticket["estimatedReadyAt"])));
-        let transactions: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT xmin::text FROM events WHERE aggregate_id = $1
-              AND aggregate_type IN ('ticket', 'estimate')",
-        )
-        .bind(order_id.to_string())
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        assert_eq!(transactions.len(), 1, "{transactions:?}");
-        assert_eq!(
-            kitchen.history("estimate", *order_id).await,
-            ["TicketEstimated"]
-        );
-    }
-    // Two grill lanes: the first order and the next take them (10 minutes), the two after wait
-    // for them (20), and so on, each booked behind the one before.
-    let expected = [10.0, 20.0, 20.0];
-    for (quote, expected) in quotes.iter().zip(expected) {
-        assert!(
-            (expected - 1.0..=expected + 0.5).contains(quote),
-            "{quotes:?}"
-        );
-    }
-    // The estimator's passes (300 ms after a change) found nothing to change: no quote of
-    // their own.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    for order_id in &orders {
-        assert_eq!(
-            kitchen.history("estimate", *order_id).await,
-            ["TicketEstimated"]
-        );
-    }
     drop_databases(&kitchen.settings).await;
 }
 
