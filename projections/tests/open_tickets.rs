@@ -168,3 +168,41 @@ async fn the_kept_copy_follows_the_changes_it_is_told_of() {
     assert_eq!(open.in_order().len(), 4);
     database.drop_it().await;
 }
+
+/// The tickets read by id (what a screen's stream and the copy read for changes) are the
+/// tickets of the whole queue's read, field for field, a quote included or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_read_by_id_are_those_of_the_whole_queue_quotes_included() {
+    let (database, grill) = support::kitchen_queue_with_grill("by_id").await;
+    let pool = database.pool.clone();
+    let t0 = Utc.with_ymd_and_hms(2025, 3, 1, 19, 0, 0).unwrap();
+    let [a, b] = [(); 2].map(|()| Uuid::new_v4());
+    apply(
+        &pool,
+        &[
+            received(a, 1, &opened(a, grill, t0, None)),
+            received(b, 1, &opened(b, grill, t0 + Duration::minutes(1), None)),
+        ],
+    )
+    .await;
+    sqlx::query(
+        "INSERT INTO kitchen_estimates (order_id, ready_at, quoted_at) VALUES ($1, $2, $3)",
+    )
+    .bind(b)
+    .bind(t0 + Duration::minutes(30))
+    .bind(t0)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let now = Utc::now();
+    let whole = kitchen_queue::open_tickets(&pool, now).await.unwrap();
+    let mut by_id = kitchen_queue::tickets(&pool, &[b, a], now).await.unwrap();
+    by_id.sort_by_key(QueuedTicket::queue_position);
+    assert_eq!(by_id, whole);
+    assert_eq!(by_id[0].estimated_ready_at, None);
+    assert_eq!(
+        by_id[1].estimated_ready_at,
+        Some(t0 + Duration::minutes(30))
+    );
+    database.drop_it().await;
+}
