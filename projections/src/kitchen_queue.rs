@@ -303,9 +303,9 @@ const SELECT: &str = "SELECT order_id, placed_at, status, items, reason, closed_
 
 /// [`SELECT`] for a few tickets named by id (`WHERE order_id = ANY($1)`), what a screen's
 /// stream reads for every burst of changes: each quote looked up by its key rather than
-/// joined. Same rows, but PostgreSQL plans it in a third of the time, and it plans it on
-/// every call (a custom plan for each array of ids): 0.24 ms of planning against 0.1 ms of
-/// execution per read with the join (`pg_stat_statements`, BENCHMARKS.md).
+/// joined. Same rows, planned faster, and PostgreSQL plans it on every call (a custom plan
+/// for each array of ids): with the join, planning was 0.22 ms of a read's 0.32 at 75
+/// orders/s; looked up, 0.16 of 0.24 (`pg_stat_statements`, BENCHMARKS.md).
 const SELECT_BY_ID: &str = "SELECT order_id, placed_at, status, items, reason, closed_at, \
      version, target_minutes, \
      (SELECT e.ready_at FROM kitchen_estimates e WHERE e.order_id = q.order_id) \
