@@ -294,10 +294,13 @@ impl OutboxRelay {
     }
 }
 
+/// Marks rows published by their primary key.
+const MARK: &str = "UPDATE outbox SET published_at = now() WHERE id = ANY($1)";
+
 /// Marks rows published on their own (when no batch comes soon after them to do it).
 async fn mark(conn: &mut PgConnection, published: &mut Vec<i64>) -> Result<(), sqlx::Error> {
     if !published.is_empty() {
-        sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+        sqlx::query(MARK)
             .bind(&*published)
             .execute(&mut *conn)
             .await?;
@@ -387,13 +390,14 @@ pub async fn dedicated_listener(pool: &PgPool) -> Result<PgListener, sqlx::Error
 mod tests {
     use sqlx::{Connection, PgConnection};
 
-    use super::{SESSION, TAKE_BATCH};
+    use super::{MARK, SESSION, TAKE_BATCH};
     use crate::schema::{migrate, EVENT_STORE};
 
     /// On the relay's session, the statement that takes a batch reads the pending rows by an
-    /// index scan and marks rows by their primary key, in the plan made for the values at hand
-    /// and in the generic one PostgreSQL may cache, on a table not analyzed yet with thousands
-    /// of rows marked published (what a relay meets after a minute of load).
+    /// index scan and marks rows by their primary key, and so does the one that marks rows on
+    /// their own: in the generic plan the session keeps, and in a plan made for the values at
+    /// hand, on a table not analyzed yet with thousands of rows marked published (what a relay
+    /// meets after a minute of load).
     #[tokio::test]
     async fn a_batch_is_taken_by_index_scans_whatever_the_outbox_has_been_through() {
         let server = "postgres://postgres@127.0.0.1:5432";
@@ -431,23 +435,39 @@ mod tests {
         for setting in SESSION {
             sqlx::query(setting).execute(&mut *relay).await.unwrap();
         }
+        let session_mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+            .fetch_one(&mut *relay)
+            .await
+            .unwrap();
         sqlx::query(&format!("PREPARE take (bigint[], bigint) AS {TAKE_BATCH}"))
             .execute(&mut *relay)
             .await
             .unwrap();
-        // The plan made for the values at hand (the first few executions), then the one
-        // PostgreSQL may cache.
+        sqlx::query(&format!("PREPARE mark (bigint[]) AS {MARK}"))
+            .execute(&mut *relay)
+            .await
+            .unwrap();
+        // The generic plan the session keeps, then one made for the values at hand (should
+        // the session's setting ever go).
         let mut plan = Vec::new();
-        for mode in ["force_custom_plan", "force_generic_plan"] {
-            sqlx::query(&format!("SET plan_cache_mode = {mode}"))
-                .execute(&mut *relay)
-                .await
-                .unwrap();
+        let mut mark_plan = Vec::new();
+        for mode in [None, Some("force_custom_plan")] {
+            if let Some(mode) = mode {
+                sqlx::query(&format!("SET plan_cache_mode = {mode}"))
+                    .execute(&mut *relay)
+                    .await
+                    .unwrap();
+            }
             let lines: Vec<String> = sqlx::query_scalar("EXPLAIN EXECUTE take ('{6000}', 256)")
                 .fetch_all(&mut *relay)
                 .await
                 .unwrap();
             plan.extend(lines);
+            let lines: Vec<String> = sqlx::query_scalar("EXPLAIN EXECUTE mark ('{6005}')")
+                .fetch_all(&mut *relay)
+                .await
+                .unwrap();
+            mark_plan.extend(lines);
         }
         let plan = plan.join("\n");
         drop(relay);
@@ -471,5 +491,18 @@ mod tests {
             !plan.contains("Bitmap") && !plan.contains("Seq Scan") && !plan.contains("Sort"),
             "{plan}"
         );
+        let mark_plan = mark_plan.join("\n");
+        assert_eq!(
+            mark_plan
+                .matches("Index Scan using outbox_pkey on outbox")
+                .count(),
+            2,
+            "{mark_plan}"
+        );
+        assert!(
+            !mark_plan.contains("Bitmap") && !mark_plan.contains("Seq Scan"),
+            "{mark_plan}"
+        );
+        assert_eq!(session_mode, "force_generic_plan");
     }
 }
