@@ -297,20 +297,32 @@ fn state_of(status: &str) -> TicketState {
     }
 }
 
-const SELECT: &str = "SELECT order_id, placed_at, status, items, reason, closed_at, version, \
-     target_minutes, e.ready_at AS estimated_ready_at, allergies, scheduled_for \
-     FROM kitchen_queue LEFT JOIN kitchen_estimates e USING (order_id)";
+/// A ticket's columns in `kitchen_queue` (a [`Row`] but its quote), for the two reads below.
+macro_rules! ticket_columns {
+    () => {
+        "order_id, placed_at, status, items, reason, closed_at, version, target_minutes, \
+         allergies, scheduled_for"
+    };
+}
+
+const SELECT: &str = concat!(
+    "SELECT ",
+    ticket_columns!(),
+    ", e.ready_at AS estimated_ready_at \
+     FROM kitchen_queue LEFT JOIN kitchen_estimates e USING (order_id)"
+);
 
 /// [`SELECT`] for a few tickets named by id (`WHERE order_id = ANY($1)`), what a screen's
 /// stream reads for every burst of changes: each quote looked up by its key rather than
 /// joined. Same rows, planned faster, and PostgreSQL plans it on every call (a custom plan
 /// for each array of ids): with the join, planning was 0.22 ms of a read's 0.32 at 75
 /// orders/s; looked up, 0.16 of 0.24 (`pg_stat_statements`, BENCHMARKS.md).
-const SELECT_BY_ID: &str = "SELECT order_id, placed_at, status, items, reason, closed_at, \
-     version, target_minutes, \
-     (SELECT e.ready_at FROM kitchen_estimates e WHERE e.order_id = q.order_id) \
-     AS estimated_ready_at, allergies, scheduled_for \
-     FROM kitchen_queue q WHERE order_id = ANY($1)";
+const SELECT_BY_ID: &str = concat!(
+    "SELECT ",
+    ticket_columns!(),
+    ", (SELECT e.ready_at FROM kitchen_estimates e WHERE e.order_id = q.order_id) \
+     AS estimated_ready_at FROM kitchen_queue q WHERE order_id = ANY($1)"
+);
 
 /// Open tickets in queue order ([`QueuedTicket::queue_position`]), timed at `now`.
 ///
