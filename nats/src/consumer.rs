@@ -5,7 +5,9 @@
 //! `(consumer, aggregate)` if the message is the next one, which also locks the row:
 //! - it is the next one → the checkpoint advances, the handler runs *inside that
 //!   transaction*, the transaction commits, and only then is the message acknowledged
-//!   (not waiting for the server's confirmation: a lost ack is a redelivery, a duplicate);
+//!   (not waiting for the server's confirmation: a lost ack is a redelivery, a duplicate).
+//!   The commit does not wait for the WAL flush; the acknowledgement does, and is sent only
+//!   if the checkpoint is still there once flushed ([`crate::durable`]);
 //! - the sequence is at or below the checkpoint → a duplicate: acknowledged, nothing applied;
 //! - it is beyond the next one → its predecessor has not been applied yet: `nak` with a short
 //!   delay, and it comes back after it (the predecessor is always either applied or parked,
@@ -53,6 +55,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::Instrument as _;
 
+use crate::durable::{self, AckQueue, Checkpoint};
 use crate::relay::{delay_for_attempt, Backoff};
 use crate::{dead_letters, Bus, EventEnvelope};
 
@@ -347,6 +350,9 @@ struct Inner {
     source: &'static str,
     members: Vec<Member>,
     max_attempts: i64,
+    /// Where applied messages wait for their transaction's flush (see [`durable`]): the
+    /// database's queue, taken on first use (it runs a task of the runtime).
+    acks: OnceLock<Arc<AckQueue>>,
 }
 
 /// One subscription of a group, with its counters.
@@ -435,6 +441,7 @@ impl ConsumerRunner {
                 source: group.source,
                 members,
                 max_attempts: 12,
+                acks: OnceLock::new(),
             }),
             pace: Pace::AtOnce,
         }
@@ -548,10 +555,14 @@ impl ConsumerRunner {
                 }
             }
         }
-        // Let the lanes finish the messages they hold: graceful shutdown applies what it took.
+        // Let the lanes finish the messages they hold: graceful shutdown applies what it took,
+        // and acknowledges it once durable.
         drop(lanes);
         for worker in workers {
             let _ = worker.await;
+        }
+        if let Some(acks) = self.inner.acks.get() {
+            acks.drained().await;
         }
     }
 }
@@ -780,7 +791,7 @@ impl Inner {
         member: &Member,
     ) -> Result<Outcome, HandlerError> {
         let envelope = &delivery.event.envelope;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(durable::BEGIN_WITHOUT_FLUSH).await?;
         if !claim_next(&mut tx, member.name(), envelope).await? {
             return Ok(unclaimed(&mut tx, member, envelope).await?);
         }
@@ -810,7 +821,7 @@ impl Inner {
     async fn apply_members(&self, delivery: &Delivery<'_>) -> Result<Vec<Outcome>, HandlerError> {
         let envelope = &delivery.event.envelope;
         let names: Vec<&str> = delivery.members.iter().map(|m| m.name()).collect();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(durable::BEGIN_WITHOUT_FLUSH).await?;
         let claimed = claim_next_for(&mut tx, &names, envelope).await?;
         let mut outcomes = Vec::with_capacity(names.len());
         for member in &delivery.members {
@@ -852,7 +863,7 @@ impl Inner {
             .into_iter()
             .map(|(key, first)| (key, (first, run_after(deliveries, &key, first - 1))))
             .collect();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(durable::BEGIN_WITHOUT_FLUSH).await?;
         let mut claimed = claim_runs(&mut tx, &runs).await?;
         let others: Vec<Key<'_>> = runs
             .keys()
@@ -917,16 +928,27 @@ impl Inner {
         let mut retry: Option<Duration> = None;
         let mut wait = |delay: Duration| retry = Some(retry.map_or(delay, |d| d.max(delay)));
         let mut parked = false;
+        // The checkpoints that have the message (applied now or before): the acknowledgement
+        // waits until they are durable (see `durable`).
+        let mut reached = Vec::with_capacity(delivery.members.len());
         for (member, outcome) in delivery.members.iter().zip(outcomes) {
             let stats = &member.stats;
             let consumer = member.name();
             let mut hopeless = None;
             match outcome {
-                Ok(Outcome::Applied) => {
-                    stats.applied.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(Outcome::Duplicate) => {
-                    stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                Ok(outcome @ (Outcome::Applied | Outcome::Duplicate)) => {
+                    let counter = if outcome == Outcome::Applied {
+                        &stats.applied
+                    } else {
+                        &stats.duplicates
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    reached.push(Checkpoint {
+                        consumer: consumer.to_owned(),
+                        aggregate_type: event.envelope.aggregate_type.clone(),
+                        aggregate_id: event.envelope.aggregate_id.clone(),
+                        sequence: event.envelope.sequence,
+                    });
                 }
                 Ok(Outcome::Early) => {
                     stats.out_of_order.fetch_add(1, Ordering::Relaxed);
@@ -980,11 +1002,18 @@ impl Inner {
             Some(delay) => {
                 let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
             }
-            None if parked => {
-                let _ = message.ack_with(AckKind::Term).await;
+            None => {
+                // A parked message is never delivered again (a dead letter's commit is
+                // durable); the others' work in it must be too.
+                let kind = if parked { AckKind::Term } else { AckKind::Ack };
+                self.acks().settle(message.clone(), kind, reached);
             }
-            None => acknowledge(message).await,
         }
+    }
+
+    /// The queue this process's consumers of this database acknowledge through.
+    fn acks(&self) -> &AckQueue {
+        self.acks.get_or_init(|| AckQueue::of(&self.pool))
     }
 
     /// The span one member applies an event in, continuing the trace its message names.

@@ -13,6 +13,8 @@
 //! - [`consumer`]: durable pull consumers that apply each event once, in order per aggregate,
 //!   retry transient failures with a growing delay and park the hopeless ones; a service's
 //!   subscriptions to the same events share one consumer and one transaction per message;
+//! - [`durable`]: consumers' commits do not wait for the WAL flush; their acknowledgements, and
+//!   the publication of the events they stored, do;
 //! - [`dead_letters`]: the parked messages, listed, replayed or discarded by managers;
 //! - [`trace`]: the `traceparent` that lets one trace follow an order across services.
 #![forbid(unsafe_code)]
@@ -20,6 +22,7 @@
 pub mod bus;
 pub mod consumer;
 pub mod dead_letters;
+pub mod durable;
 pub mod envelope;
 pub mod namespace;
 pub mod relay;

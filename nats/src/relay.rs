@@ -13,6 +13,10 @@
 //! advisory lock is what keeps a second relay away, so the rows need no row lock. Rows
 //! published while nothing else comes are marked on their own after [`MARK_DELAY`].
 //!
+//! A row written by a transaction that committed without waiting for the WAL flush (a
+//! consumer's: see `crate::durable`) is published only after the relay has flushed the WAL
+//! past it, so that no event leaves that a crash could still take back.
+//!
 //! Per-aggregate order holds because two events of one aggregate are never in flight in two
 //! transactions at once (postgres-es's primary key on the sequence forbids it), and one relay
 //! publishes in outbox order.
@@ -27,6 +31,7 @@ use sqlx::{Connection, PgConnection, PgPool, Row};
 use std::future::IntoFuture;
 use tokio::sync::watch;
 
+use crate::durable;
 use crate::namespace::event_subject;
 use crate::{Bus, EventEnvelope};
 
@@ -77,7 +82,7 @@ const SESSION: [&str; 4] = [
 const TAKE_BATCH: &str =
     "WITH marked AS (UPDATE outbox SET published_at = now() WHERE id = ANY($1))
      SELECT id, event_id, aggregate_type, aggregate_id, sequence, event_type,
-            event_version, payload, metadata, recorded_at
+            event_version, payload, metadata, recorded_at, durable
      FROM outbox WHERE published_at IS NULL AND id <> ALL($1)
      ORDER BY id LIMIT $2";
 
@@ -268,7 +273,15 @@ impl OutboxRelay {
         }
         let mut ids = Vec::with_capacity(rows.len());
         let mut acks = Vec::with_capacity(rows.len());
+        let mut flushed = false;
         for row in &rows {
+            // A row of a transaction that committed without waiting for the disk (a
+            // consumer's) leaves once the WAL is flushed past it: the rows before it are on
+            // their way meanwhile.
+            if !flushed && !row.try_get::<bool, _>("durable")? {
+                durable::flush(&mut *conn).await?;
+                flushed = true;
+            }
             ids.push(row.try_get::<i64, _>("id")?);
             let envelope = EventEnvelope::from_row(row)?;
             let subject = self.bus.namespace.subject(&event_subject(

@@ -54,9 +54,10 @@ pub async fn migrate(pool: &PgPool, migrations: &[Migration]) -> Result<(), sqlx
 }
 
 /// The event store, its outbox, and the consumers' bookkeeping: every service applies these.
-pub const EVENT_STORE: &[Migration] = &[Migration {
-    name: "0001_event_store",
-    sql: r"
+pub const EVENT_STORE: &[Migration] = &[
+    Migration {
+        name: "0001_event_store",
+        sql: r"
 CREATE TABLE events (
     aggregate_type  text        NOT NULL,
     aggregate_id    text        NOT NULL,
@@ -149,4 +150,26 @@ CREATE TABLE processed_messages (
     PRIMARY KEY (consumer, message_id)
 );
 ",
-}];
+    },
+    Migration {
+        // Whether the transaction that wrote a row commits durably: a consumer's does not (its
+        // commit does not wait for the WAL flush), and the relay flushes before publishing such a
+        // row (`crate::durable`). The setting is read as the row is written; a transaction turns
+        // it off, if at all, as it begins.
+        name: "0002_outbox_durable",
+        sql: r"
+ALTER TABLE outbox ADD COLUMN durable boolean NOT NULL DEFAULT true;
+
+CREATE OR REPLACE FUNCTION brigade_capture_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO outbox (event_id, aggregate_type, aggregate_id, sequence, event_type,
+                        event_version, payload, metadata, recorded_at, durable)
+    VALUES (NEW.event_id, NEW.aggregate_type, NEW.aggregate_id, NEW.sequence, NEW.event_type,
+            NEW.event_version, NEW.payload, NEW.metadata, NEW.recorded_at,
+            current_setting('synchronous_commit') <> 'off');
+    PERFORM pg_notify('brigade_outbox', '');
+    RETURN NULL;
+END $$;
+",
+    },
+];

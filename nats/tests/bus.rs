@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::jetstream::AckKind;
 use brigade_nats::consumer::ConsumerStats;
+use brigade_nats::durable::{self, AckQueue, Checkpoint};
 use brigade_nats::schema::EVENT_STORE;
 use brigade_nats::{
     migrate, Bus, ConsumerRunner, EventEnvelope, EventHandler, HandlerError, Migration, Namespace,
@@ -611,6 +613,126 @@ async fn the_relay_publishes_committed_events_in_order_with_their_message_ids() 
         0,
         "rows are marked after the publish acks"
     );
+    fixture.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_consumers_events_are_published_only_once_the_wal_is_flushed_past_them() {
+    let fixture = Fixture::new().await;
+    let id = Uuid::new_v4().to_string();
+    // A request's commit, then a consumer's (which does not wait for the disk).
+    fixture.store_event(&id, 1).await;
+    let mut tx = fixture
+        .pool
+        .begin_with(durable::BEGIN_WITHOUT_FLUSH)
+        .await
+        .unwrap();
+    store_returning(&mut tx, id.clone(), vec![2]).await;
+    tx.commit().await.unwrap();
+    let committed: String = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
+        .fetch_one(&fixture.pool)
+        .await
+        .unwrap();
+    let durable: Vec<bool> = sqlx::query_scalar("SELECT durable FROM outbox ORDER BY id")
+        .fetch_all(&fixture.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        durable,
+        [true, false],
+        "the outbox tells which commit waited"
+    );
+
+    tokio::spawn(
+        OutboxRelay::new(fixture.pool.clone(), fixture.bus.clone(), "orders")
+            .run(fixture.stop.subscribe()),
+    );
+    let stream = fixture.bus.ensure_stream("orders").await.unwrap();
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config::default())
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    for sequence in 1..=2_i64 {
+        let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let envelope: EventEnvelope = serde_json::from_slice(&message.payload).unwrap();
+        assert_eq!(envelope.sequence, sequence);
+        message.ack().await.unwrap();
+    }
+    // By the time the consumer's event is out, what it committed is on disk: PostgreSQL's WAL
+    // writer alone would have taken up to 200 ms (three times that at worst).
+    let flushed: bool = sqlx::query_scalar("SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn")
+        .bind(&committed)
+        .fetch_one(&fixture.pool)
+        .await
+        .unwrap();
+    assert!(flushed, "published before the WAL was flushed past it");
+    fixture.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_message_is_acknowledged_once_its_checkpoint_is_durable_and_sent_back_if_it_is_gone() {
+    let fixture = Fixture::new().await;
+    fixture.publish("kept", 1).await;
+    fixture.publish("lost", 1).await;
+    // `kept` was applied; `lost` was too, in a transaction a crash took back before its flush.
+    sqlx::query(
+        "INSERT INTO consumer_checkpoints (consumer, aggregate_type, aggregate_id, last_sequence)
+         VALUES ('acks', 'order', 'kept', 1)",
+    )
+    .execute(&fixture.pool)
+    .await
+    .unwrap();
+    let stream = fixture.bus.ensure_stream("orders").await.unwrap();
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("acks".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let acks = AckQueue::of(&fixture.pool);
+    for _ in 0..2 {
+        let message = messages.next().await.unwrap().unwrap();
+        let envelope: EventEnvelope = serde_json::from_slice(&message.payload).unwrap();
+        let checkpoint = Checkpoint {
+            consumer: "acks".into(),
+            aggregate_type: envelope.aggregate_type,
+            aggregate_id: envelope.aggregate_id,
+            sequence: envelope.sequence,
+        };
+        acks.settle(message, AckKind::Ack, vec![checkpoint]);
+    }
+    acks.drained().await;
+
+    let again = tokio::time::timeout(Duration::from_secs(10), messages.next())
+        .await
+        .expect("the message whose checkpoint is gone comes back")
+        .unwrap()
+        .unwrap();
+    let envelope: EventEnvelope = serde_json::from_slice(&again.payload).unwrap();
+    assert_eq!(envelope.aggregate_id, "lost");
+    assert_eq!(again.info().unwrap().delivered, 2);
+    again.ack().await.unwrap();
+    let mut consumer = consumer;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = consumer.info().await.unwrap();
+        if info.num_ack_pending == 0 && info.num_pending == 0 {
+            assert_eq!(
+                info.ack_floor.stream_sequence, 2,
+                "both acknowledged, `kept` once"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{info:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     fixture.cleanup().await;
 }
 
