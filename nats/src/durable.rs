@@ -179,7 +179,10 @@ struct Columns<'a> {
 }
 
 async fn settle_batch(pool: &PgPool, batch: Vec<Request>) {
-    if !batch.iter().any(|request| matches!(request, Request::Settle { .. })) {
+    if !batch
+        .iter()
+        .any(|request| matches!(request, Request::Settle { .. }))
+    {
         // Only `drained` waiting: everything before it is settled already.
         for request in batch {
             if let Request::Drained(done) = request {
