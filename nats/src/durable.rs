@@ -19,8 +19,8 @@
 //!   would be one the rest of the system applied and this service never stored, and its
 //!   sequence number would go to another event that JetStream then drops as a duplicate. The
 //!   outbox trigger records whether the row's transaction commits durably (its
-//!   `synchronous_commit`), and the relay flushes the WAL ([`flush`]) before it publishes a row
-//!   that does not. A request's command commits durably as before: its answer promises that,
+//!   `synchronous_commit`), and the relay flushes the WAL before it publishes a row that does
+//!   not (in the statement that takes the row: `crate::relay`). A request's command commits durably as before: its answer promises that,
 //!   and its events leave at once.
 //!
 //! A flush is a synchronous commit that writes WAL: a transactional logical message
@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 /// What a consumer's transaction begins with: its commit does not wait for the WAL flush.
@@ -48,21 +48,10 @@ const GATHER: Duration = Duration::from_millis(25);
 /// How soon a message whose checkpoint could not be confirmed comes back.
 const RETRY: Duration = Duration::from_millis(500);
 
-/// Commits with a flush of everything committed before: a logical message in a transaction of
-/// its own, committed synchronously whatever the session's setting.
-const FLUSH: &str = "SELECT set_config('synchronous_commit', 'on', true),
-        pg_logical_emit_message(true, 'brigade', 'flush')";
-
-/// Waits until every transaction committed before the call is durable.
-///
-/// # Errors
-/// A database error: nothing is known then, and nothing may be published.
-pub async fn flush(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::query(FLUSH).execute(conn).await.map(drop)
-}
-
-/// `FLUSH`, reading first (in the same statement's snapshot, so before its commit) which of the
-/// given checkpoints stand at or past their sequence: the indexes (`$5`) of those that do. When
+/// Commits with a flush of everything committed before (a logical message in its own
+/// transaction, committed synchronously whatever the session's setting), reading first (in the
+/// same statement's snapshot, so before its commit) which of the given checkpoints stand at or
+/// past their sequence: the indexes (`$5`) of those that do. When
 /// the WAL is flushed already past where it was written to once the snapshot was taken (past
 /// every commit the snapshot sees), there is nothing to flush and no message is written.
 const SETTLE: &str = "SELECT set_config('synchronous_commit', 'on', true),

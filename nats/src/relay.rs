@@ -31,7 +31,6 @@ use sqlx::{Connection, PgConnection, PgPool, Row};
 use std::future::IntoFuture;
 use tokio::sync::watch;
 
-use crate::durable;
 use crate::namespace::event_subject;
 use crate::{Bus, EventEnvelope};
 
@@ -79,12 +78,32 @@ const SESSION: [&str; 4] = [
 /// Marks the rows of the batch before (`$1`) and takes up to `$2` pending rows, in outbox
 /// order. The `WITH` runs to completion whether or not the query reads it, and the query sees
 /// the rows as they were before it: hence `<> ALL`, for the rows it has just marked.
+///
+/// Rows of transactions that committed without waiting for the disk (`durable` false: a
+/// consumer's, see `crate::durable`) leave only once the WAL is flushed past them, and the
+/// statement sees to that itself: when the first pending row is one, it writes a logical
+/// message and commits synchronously (its commit then waits for the flush of everything before
+/// it, and the rows are sent only after the statement has returned); otherwise it takes the
+/// rows before the first such row only, which leave at once, and the next batch starts with
+/// it. So no statement of its own is spent on a flush, and a request's events are not held
+/// back by a consumer's committed just before them. Each row says where the first such row
+/// of the batch is (`undurable`), for the relay to tell a batch cut there from the last.
 const TAKE_BATCH: &str =
-    "WITH marked AS (UPDATE outbox SET published_at = now() WHERE id = ANY($1))
-     SELECT id, event_id, aggregate_type, aggregate_id, sequence, event_type,
-            event_version, payload, metadata, recorded_at, durable
-     FROM outbox WHERE published_at IS NULL AND id <> ALL($1)
-     ORDER BY id LIMIT $2";
+    "WITH marked AS (UPDATE outbox SET published_at = now() WHERE id = ANY($1)),
+     taken AS MATERIALIZED (
+         SELECT id, event_id, aggregate_type, aggregate_id, sequence, event_type,
+                event_version, payload, metadata, recorded_at, durable
+         FROM outbox WHERE published_at IS NULL AND id <> ALL($1)
+         ORDER BY id LIMIT $2),
+     head AS MATERIALIZED (
+         SELECT min(id) AS first, min(id) FILTER (WHERE NOT durable) AS undurable FROM taken),
+     flushed AS MATERIALIZED (
+         SELECT set_config('synchronous_commit', 'on', true),
+                pg_logical_emit_message(true, 'brigade', 'outbox')
+         FROM head WHERE undurable = first)
+     SELECT taken.*, head.undurable
+     FROM taken, head
+     WHERE head.undurable IS NULL OR taken.id < head.undurable OR EXISTS (SELECT FROM flushed)";
 
 /// Publishes one service's outbox to its stream.
 pub struct OutboxRelay {
@@ -164,9 +183,9 @@ impl OutboxRelay {
                 return self.publish_the_rest(&mut conn, &mut published).await;
             }
             match self.publish_batch(&mut conn, &mut published).await {
-                Ok(n) => {
+                Ok((_, more)) => {
                     backoff.reset();
-                    if n == BATCH as usize {
+                    if more {
                         continue;
                     }
                 }
@@ -229,9 +248,9 @@ impl OutboxRelay {
         let mut count = 0;
         loop {
             match self.publish_batch(conn, published).await {
-                Ok(n) => {
+                Ok((n, more)) => {
                     count += n;
-                    if n < BATCH as usize {
+                    if !more {
                         break;
                     }
                 }
@@ -256,33 +275,34 @@ impl OutboxRelay {
 
     /// Marks the rows of `published` (the batch before) and takes up to one batch of pending
     /// rows, in one statement; publishes them and, once NATS acknowledged every one, leaves
-    /// their ids in `published` for the next call to mark. Returns how many it took.
+    /// their ids in `published` for the next call to mark. Returns how many it took, and
+    /// whether more are pending already (a full batch, or one cut before a consumer's row).
     async fn publish_batch(
         &self,
         conn: &mut PgConnection,
         published: &mut Vec<i64>,
-    ) -> Result<usize, RelayError> {
+    ) -> Result<(usize, bool), RelayError> {
         let rows = sqlx::query(TAKE_BATCH)
             .bind(&*published)
             .bind(BATCH)
             .fetch_all(&mut *conn)
             .await?;
         published.clear();
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let mut ids = Vec::with_capacity(rows.len());
+        let Some(first) = rows.first() else {
+            return Ok((0, false));
+        };
+        let undurable: Option<i64> = first.try_get("undurable")?;
+        let mut rows = rows
+            .into_iter()
+            .map(|row| Ok((row.try_get::<i64, _>("id")?, row)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        // The outbox's order, which the query's filter over its materialized rows keeps in
+        // practice but does not promise.
+        rows.sort_by_key(|(id, _)| *id);
+        let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+        let cut = undurable.is_some_and(|id| !ids.contains(&id));
         let mut acks = Vec::with_capacity(rows.len());
-        let mut flushed = false;
-        for row in &rows {
-            // A row of a transaction that committed without waiting for the disk (a
-            // consumer's) leaves once the WAL is flushed past it: the rows before it are on
-            // their way meanwhile.
-            if !flushed && !row.try_get::<bool, _>("durable")? {
-                durable::flush(&mut *conn).await?;
-                flushed = true;
-            }
-            ids.push(row.try_get::<i64, _>("id")?);
+        for (_, row) in &rows {
             let envelope = EventEnvelope::from_row(row)?;
             let subject = self.bus.namespace.subject(&event_subject(
                 self.service,
@@ -302,8 +322,9 @@ impl OutboxRelay {
         try_join_all(acks)
             .await
             .map_err(|e| RelayError::Publish(e.to_string()))?;
+        let taken = ids.len();
         *published = ids;
-        Ok(rows.len())
+        Ok((taken, cut || taken == BATCH as usize))
     }
 }
 
