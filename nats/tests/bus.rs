@@ -2,7 +2,9 @@
 //! consumers apply each event once, in order per aggregate, parking what they cannot apply.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
+mod common;
+
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +20,8 @@ use futures::StreamExt;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 use uuid::Uuid;
+
+use common::{placed, recorder};
 
 const APPLIED: Migration = Migration {
     name: "test_applied",
@@ -67,17 +71,7 @@ impl Fixture {
 
     /// Publishes an event of another aggregate type of the orders stream.
     async fn publish_as(&self, aggregate_type: &str, aggregate_id: &str, sequence: i64) {
-        let envelope = EventEnvelope {
-            event_id: Uuid::new_v4(),
-            aggregate_type: aggregate_type.into(),
-            aggregate_id: aggregate_id.into(),
-            sequence,
-            event_type: "OrderPlaced".into(),
-            event_version: "1.0".into(),
-            payload: serde_json::json!({"OrderPlaced": {}}),
-            metadata: Default::default(),
-            recorded_at: chrono::Utc::now(),
-        };
+        let envelope = placed(aggregate_type, aggregate_id, sequence);
         let subject = format!("orders.{aggregate_type}.placed");
         self.publish_to(&subject, serde_json::to_vec(&envelope).unwrap())
             .await;
@@ -120,6 +114,20 @@ impl Fixture {
         let stats = runner.stats();
         tokio::spawn(runner.run(self.stop.subscribe()));
         stats
+    }
+
+    /// Starts the relay, and reads what it publishes on a consumer of the test's own.
+    async fn relay_to_a_new_consumer(&self) -> async_nats::jetstream::consumer::pull::Stream {
+        tokio::spawn(
+            OutboxRelay::new(self.pool.clone(), self.bus.clone(), "orders")
+                .run(self.stop.subscribe()),
+        );
+        let stream = self.bus.ensure_stream("orders").await.unwrap();
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::Config::default())
+            .await
+            .unwrap();
+        consumer.messages().await.unwrap()
     }
 
     async fn applied(&self, aggregate_id: &str) -> Vec<i64> {
@@ -185,45 +193,6 @@ impl Fixture {
         .execute(&admin)
         .await;
     }
-}
-
-/// Records each event it applies; fails the first `failures` attempts of sequence 1.
-struct Recorder {
-    failures: AtomicU32,
-    poison_sequence: Option<i64>,
-}
-
-#[async_trait::async_trait]
-impl EventHandler for Recorder {
-    async fn handle(
-        &self,
-        event: &ReceivedEvent,
-        tx: &mut PgConnection,
-    ) -> Result<(), HandlerError> {
-        let envelope = &event.envelope;
-        if Some(envelope.sequence) == self.poison_sequence {
-            return Err(HandlerError::Permanent(
-                "this event can never be applied".into(),
-            ));
-        }
-        if envelope.sequence == 1 && self.failures.load(Ordering::SeqCst) > 0 {
-            self.failures.fetch_sub(1, Ordering::SeqCst);
-            return Err(HandlerError::Transient("the database blinked".into()));
-        }
-        sqlx::query("INSERT INTO applied (aggregate_id, sequence) VALUES ($1, $2)")
-            .bind(&envelope.aggregate_id)
-            .bind(envelope.sequence)
-            .execute(&mut *tx)
-            .await?;
-        Ok(())
-    }
-}
-
-fn recorder(failures: u32, poison_sequence: Option<i64>) -> Arc<Recorder> {
-    Arc::new(Recorder {
-        failures: AtomicU32::new(failures),
-        poison_sequence,
-    })
 }
 
 #[tokio::test]
@@ -567,16 +536,7 @@ async fn the_relay_publishes_committed_events_in_order_with_their_message_ids() 
         "the trigger wrote one outbox row per event"
     );
 
-    tokio::spawn(
-        OutboxRelay::new(fixture.pool.clone(), fixture.bus.clone(), "orders")
-            .run(fixture.stop.subscribe()),
-    );
-    let stream = fixture.bus.ensure_stream("orders").await.unwrap();
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config::default())
-        .await
-        .unwrap();
-    let mut messages = consumer.messages().await.unwrap();
+    let mut messages = fixture.relay_to_a_new_consumer().await;
     let mut ids = Vec::new();
     while ids.len() < 5 {
         let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
@@ -643,16 +603,7 @@ async fn a_consumers_events_are_published_only_once_the_wal_is_flushed_past_them
         "the outbox tells which commit waited"
     );
 
-    tokio::spawn(
-        OutboxRelay::new(fixture.pool.clone(), fixture.bus.clone(), "orders")
-            .run(fixture.stop.subscribe()),
-    );
-    let stream = fixture.bus.ensure_stream("orders").await.unwrap();
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config::default())
-        .await
-        .unwrap();
-    let mut messages = consumer.messages().await.unwrap();
+    let mut messages = fixture.relay_to_a_new_consumer().await;
     for sequence in 1..=2_i64 {
         let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
             .await

@@ -9,6 +9,8 @@
 //! then finds committed work that never reached the disk.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,10 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brigade_nats::schema::EVENT_STORE;
-use brigade_nats::{
-    migrate, Bus, ConsumerRunner, EventEnvelope, EventHandler, HandlerError, Migration, Namespace,
-    ReceivedEvent, Subscription,
-};
+use brigade_nats::{migrate, Bus, ConsumerRunner, Migration, Namespace, Subscription};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection};
 use tokio::sync::watch;
@@ -167,26 +166,6 @@ fn remove(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Records each event it applies, with an id of its own for each application.
-struct Recorder;
-
-#[async_trait::async_trait]
-impl EventHandler for Recorder {
-    async fn handle(
-        &self,
-        event: &ReceivedEvent,
-        tx: &mut PgConnection,
-    ) -> Result<(), HandlerError> {
-        let envelope = &event.envelope;
-        sqlx::query("INSERT INTO applied (aggregate_id, sequence) VALUES ($1, $2)")
-            .bind(&envelope.aggregate_id)
-            .bind(envelope.sequence)
-            .execute(&mut *tx)
-            .await?;
-        Ok(())
-    }
-}
-
 /// What is applied now, by event: the ids of its applications.
 async fn applications(conn: &mut PgConnection) -> HashMap<(String, i64), Vec<Uuid>> {
     let rows: Vec<(String, i64, Uuid)> =
@@ -237,7 +216,7 @@ async fn work_a_crash_takes_back_is_applied_again_once_and_nothing_acknowledged_
             name: "crash-consumer".into(),
             source: "orders",
             aggregate_types: vec!["order"],
-            handler: Arc::new(Recorder),
+            handler: common::recorder(0, None),
         },
     )
     // An outage is retried, never parked.
@@ -250,17 +229,7 @@ async fn work_a_crash_takes_back_is_applied_again_once_and_nothing_acknowledged_
         tokio::spawn(async move {
             for sequence in 1..=EVENTS {
                 for aggregate in 0..AGGREGATES {
-                    let envelope = EventEnvelope {
-                        event_id: Uuid::new_v4(),
-                        aggregate_type: "order".into(),
-                        aggregate_id: format!("order-{aggregate}"),
-                        sequence,
-                        event_type: "OrderPlaced".into(),
-                        event_version: "1.0".into(),
-                        payload: serde_json::json!({"OrderPlaced": {}}),
-                        metadata: Default::default(),
-                        recorded_at: chrono::Utc::now(),
-                    };
+                    let envelope = common::placed("order", &format!("order-{aggregate}"), sequence);
                     let subject = bus.namespace.subject("orders.order.placed");
                     let body = serde_json::to_vec(&envelope).unwrap();
                     bus.jetstream
