@@ -48,14 +48,33 @@ const GATHER: Duration = Duration::from_millis(25);
 /// How soon a message whose checkpoint could not be confirmed comes back.
 const RETRY: Duration = Duration::from_millis(500);
 
+/// Commits with a flush of everything committed before: a logical message in a transaction
+/// of its own, committed synchronously whatever the session's setting.
+const FLUSH: &str = "SELECT set_config('synchronous_commit', 'on', true),
+        pg_logical_emit_message(true, 'brigade', 'flush')::text";
+
+/// Waits until every transaction committed before the call is durable (on a connection of
+/// `pool`). What acts outside the database on rows a consumer wrote (a webhook posted, say)
+/// calls it first, and then checks on the session that read those rows that the WAL is
+/// flushed past where it was written when they were read: that session still being there
+/// proves no crash came in between.
+///
+/// # Errors
+/// A database error: nothing is known then, and nothing may be acted on.
+pub async fn flush(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query(FLUSH).execute(pool).await.map(drop)
+}
+
 /// Commits with a flush of everything committed before (a logical message in its own
 /// transaction, committed synchronously whatever the session's setting), reading first (in the
 /// same statement's snapshot, so before its commit) which of the given checkpoints stand at or
 /// past their sequence: the indexes (`$5`) of those that do. When
 /// the WAL is flushed already past where it was written to once the snapshot was taken (past
-/// every commit the snapshot sees), there is nothing to flush and no message is written.
+/// every commit the snapshot sees), there is nothing to flush and no message is written;
+/// unless a synchronous standby is configured, which a local flush says nothing of.
 const SETTLE: &str = "SELECT set_config('synchronous_commit', 'on', true),
         CASE WHEN pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn()
+                  OR current_setting('synchronous_standby_names') <> ''
              THEN pg_logical_emit_message(true, 'brigade', 'acknowledgements')::text END,
         ARRAY(SELECT k.i
               FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::int[])
@@ -107,8 +126,11 @@ impl AckQueue {
             .get_or_init(Mutex::default)
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A queue whose task is gone (its runtime stopped: one per test, say) is replaced.
         if let Some(queue) = queues.get(&key).and_then(Weak::upgrade) {
-            return queue;
+            if !queue.requests.is_closed() {
+                return queue;
+            }
         }
         queues.retain(|_, queue| queue.strong_count() > 0);
         let (requests, received) = mpsc::unbounded_channel();
