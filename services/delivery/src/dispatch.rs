@@ -10,7 +10,8 @@
 //!
 //! The table is also kept true by the delivery events ([`workload_subscription`]): a
 //! `CourierAssigned` confirms (or, after a crash between booking and command, restores) the
-//! row; `CourierUnassigned`, delivered, failed and cancelled release it. A booking whose
+//! row, but leaves alone another courier's booking of the order made after it (a manager's
+//! reassignment whose command is on its way); `CourierUnassigned`, delivered, failed and cancelled release it. A booking whose
 //! command never happened (the dispatcher was killed in between) is released by the next
 //! pass once it is a minute old ([`Dispatcher::release_stale_bookings`]).
 //!
@@ -386,6 +387,21 @@ impl Dispatcher {
             if deleted.rows_affected() > 0 {
                 tracing::warn!(%order_id, %courier_id, "released a booking whose assignment never happened");
                 released += 1;
+                // A reassignment that never happened had taken the order from the courier the
+                // events say carries it (whose assignment, heard since, left that booking
+                // alone): theirs again.
+                if let (Some(carrier), Some(DeliveryStatus::Assigned | DeliveryStatus::PickedUp)) =
+                    (delivery.courier_id(), delivery.status())
+                {
+                    sqlx::query(
+                        "INSERT INTO courier_workload (courier_id, order_id, confirmed) VALUES ($1, $2, true)
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(carrier)
+                    .bind(order_id)
+                    .execute(&self.pool)
+                    .await?;
+                }
             }
         }
         Ok(released)
@@ -556,11 +572,16 @@ impl EventHandler for Workload {
             .map_err(|e| HandlerError::Permanent(format!("not a delivery event: {e}")))?;
         match delivery_event {
             DeliveryEvent::CourierAssigned { courier_id, .. } => {
+                // Another courier's booking of the order made after this event is a manager's
+                // reassignment on its way (its command follows it): left alone, it also keeps
+                // this courier from being booked back below. Older ones the events overrule.
                 sqlx::query(
-                    "DELETE FROM courier_workload WHERE order_id = $2 AND courier_id <> $1",
+                    "DELETE FROM courier_workload
+                      WHERE order_id = $2 AND courier_id <> $1 AND booked_at <= $3",
                 )
                 .bind(courier_id)
                 .bind(order_id)
+                .bind(envelope.recorded_at)
                 .execute(&mut *tx)
                 .await?;
                 let booked: Option<Uuid> = sqlx::query_scalar(

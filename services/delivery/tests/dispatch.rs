@@ -7,11 +7,12 @@ mod common;
 
 use std::collections::HashSet;
 
-use brigade_delivery::dispatch::Dispatcher;
+use brigade_delivery::dispatch::{book, Booking, Dispatcher, Workload};
 use brigade_delivery::geo::GeoPoint;
-use brigade_domain::delivery::{Delivery, DeliveryCommand, DeliveryStatus};
+use brigade_domain::delivery::{Delivery, DeliveryCommand, DeliveryEvent, DeliveryStatus};
 use brigade_domain::Address;
 use brigade_nats::store::{self, CommandMetadata};
+use brigade_nats::{EventEnvelope, EventHandler, ReceivedEvent};
 use chrono::Utc;
 use common::{eventually, test_config, TestApp, RESTAURANT};
 use serde_json::{json, Value};
@@ -303,5 +304,57 @@ async fn a_courier_is_sent_ahead_when_the_kitchen_expects_the_food_within_the_le
         .await
         .unwrap();
     assert_eq!(busy, 2, "one booking per courier");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_courier_assigned_heard_after_a_reassignment_leaves_the_new_booking_alone() {
+    let app = TestApp::spawn().await;
+    let (order, alice, bob) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    // Alice is assigned; a manager gives the order to Bob before the workload has heard of it.
+    let booked = book(&app.pool, alice, order, false).await.unwrap();
+    assert_eq!(booked, Booking::Booked { replaced: None });
+    let recorded = Utc::now();
+    let reassigned = book(&app.pool, bob, order, true).await.unwrap();
+    assert_eq!(
+        reassigned,
+        Booking::Booked {
+            replaced: Some(alice)
+        }
+    );
+
+    let event = DeliveryEvent::CourierAssigned {
+        courier_id: alice,
+        at: recorded,
+    };
+    let heard = ReceivedEvent {
+        envelope: EventEnvelope {
+            event_id: Uuid::new_v4(),
+            aggregate_type: "delivery".into(),
+            aggregate_id: order.to_string(),
+            sequence: 3,
+            event_type: "CourierAssigned".into(),
+            event_version: "1.0".into(),
+            payload: serde_json::to_value(&event).unwrap(),
+            metadata: Default::default(),
+            recorded_at: recorded,
+        },
+        subject: "delivery.delivery.courier_assigned".into(),
+        delivered: 1,
+    };
+    let mut tx = app.pool.begin().await.unwrap();
+    Workload.handle(&heard, &mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let workload: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT courier_id, order_id FROM courier_workload
+          WHERE order_id = $1 OR courier_id = ANY($2)",
+    )
+    .bind(order)
+    .bind(vec![alice, bob])
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(workload, [(bob, order)], "Bob keeps it, Alice is free");
     app.cleanup().await;
 }
