@@ -741,7 +741,7 @@ impl Inner {
             },
         };
         drop(permit);
-        self.settle(&delivery, outcomes).await;
+        self.settle(delivery, outcomes).await;
     }
 
     /// Several messages of one lane in one transaction: what a lane does when messages queue
@@ -770,7 +770,7 @@ impl Inner {
         drop(permit);
         match outcomes {
             Ok(outcomes) => {
-                for (delivery, outcomes) in deliveries.iter().zip(outcomes) {
+                for (delivery, outcomes) in deliveries.into_iter().zip(outcomes) {
                     self.settle(delivery, outcomes.into_iter().map(Ok).collect())
                         .await;
                 }
@@ -921,8 +921,12 @@ impl Inner {
     /// the longest wait a member asks for, so that no member's attempts come faster than they
     /// would on a consumer of its own (its attempts are counted by the message's deliveries);
     /// those that applied it will find it a duplicate.
-    async fn settle(&self, delivery: &Delivery<'_>, outcomes: Vec<Result<Outcome, HandlerError>>) {
-        let Delivery { message, event, .. } = delivery;
+    async fn settle(&self, delivery: Delivery<'_>, outcomes: Vec<Result<Outcome, HandlerError>>) {
+        let Delivery {
+            message,
+            event,
+            members,
+        } = delivery;
         let delivered = event.delivered;
         let attempt = u32::try_from(delivered).unwrap_or(u32::MAX);
         let mut retry: Option<Duration> = None;
@@ -930,25 +934,25 @@ impl Inner {
         let mut parked = false;
         // The checkpoints that have the message (applied now or before): the acknowledgement
         // waits until they are durable (see `durable`).
-        let mut reached = Vec::with_capacity(delivery.members.len());
-        for (member, outcome) in delivery.members.iter().zip(outcomes) {
+        let mut reached = Vec::with_capacity(members.len());
+        let checkpoint = |consumer: &str| Checkpoint {
+            consumer: consumer.to_owned(),
+            aggregate_type: event.envelope.aggregate_type.clone(),
+            aggregate_id: event.envelope.aggregate_id.clone(),
+            sequence: event.envelope.sequence,
+        };
+        for (member, outcome) in members.iter().zip(outcomes) {
             let stats = &member.stats;
             let consumer = member.name();
             let mut hopeless = None;
             match outcome {
-                Ok(outcome @ (Outcome::Applied | Outcome::Duplicate)) => {
-                    let counter = if outcome == Outcome::Applied {
-                        &stats.applied
-                    } else {
-                        &stats.duplicates
-                    };
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    reached.push(Checkpoint {
-                        consumer: consumer.to_owned(),
-                        aggregate_type: event.envelope.aggregate_type.clone(),
-                        aggregate_id: event.envelope.aggregate_id.clone(),
-                        sequence: event.envelope.sequence,
-                    });
+                Ok(Outcome::Applied) => {
+                    stats.applied.fetch_add(1, Ordering::Relaxed);
+                    reached.push(checkpoint(consumer));
+                }
+                Ok(Outcome::Duplicate) => {
+                    stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                    reached.push(checkpoint(consumer));
                 }
                 Ok(Outcome::Early) => {
                     stats.out_of_order.fetch_add(1, Ordering::Relaxed);
@@ -989,7 +993,7 @@ impl Inner {
             if let Some(reason) = hopeless {
                 let envelope = Some(&event.envelope);
                 if self
-                    .park(member, message, envelope, &reason, delivered)
+                    .park(member, &message, envelope, &reason, delivered)
                     .await
                 {
                     parked = true;
@@ -1006,7 +1010,7 @@ impl Inner {
                 // A parked message is never delivered again (a dead letter's commit is
                 // durable); the others' work in it must be too.
                 let kind = if parked { AckKind::Term } else { AckKind::Ack };
-                self.acks().settle(message.clone(), kind, reached);
+                self.acks().settle(message, kind, reached);
             }
         }
     }

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
 /// What a consumer's transaction begins with: its commit does not wait for the WAL flush.
@@ -53,16 +53,33 @@ const RETRY: Duration = Duration::from_millis(500);
 const FLUSH: &str = "SELECT set_config('synchronous_commit', 'on', true),
         pg_logical_emit_message(true, 'brigade', 'flush')::text";
 
-/// Waits until every transaction committed before the call is durable (on a connection of
-/// `pool`). What acts outside the database on rows a consumer wrote (a webhook posted, say)
-/// calls it first, and then checks on the session that read those rows that the WAL is
-/// flushed past where it was written when they were read: that session still being there
-/// proves no crash came in between.
+/// Returns once what `reader`'s session has read so far is durable: the WAL flushed past
+/// where it was written then. What acts outside the database on rows a consumer wrote (a
+/// webhook posted, say) calls it in between: the flush is made on another connection of
+/// `pool` (the reader may be in a transaction), and `reader` still being there afterwards
+/// proves that no crash came between its reads and the flush.
 ///
 /// # Errors
-/// A database error: nothing is known then, and nothing may be acted on.
-pub async fn flush(pool: &PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query(FLUSH).execute(pool).await.map(drop)
+/// A database error, or the WAL found not flushed that far: nothing may be acted on then.
+pub async fn wait_until_durable(
+    pool: &PgPool,
+    reader: &mut PgConnection,
+) -> Result<(), sqlx::Error> {
+    let written: String = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
+        .fetch_one(&mut *reader)
+        .await?;
+    sqlx::query(FLUSH).execute(pool).await?;
+    let flushed: bool = sqlx::query_scalar("SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn")
+        .bind(&written)
+        .fetch_one(&mut *reader)
+        .await?;
+    if flushed {
+        Ok(())
+    } else {
+        Err(sqlx::Error::Protocol(
+            "the WAL is not flushed past what was read".into(),
+        ))
+    }
 }
 
 /// Commits with a flush of everything committed before (a logical message in its own
@@ -190,46 +207,7 @@ struct Columns<'a> {
 }
 
 async fn settle_batch(pool: &PgPool, batch: Vec<Request>) {
-    if !batch
-        .iter()
-        .any(|request| matches!(request, Request::Settle { .. }))
-    {
-        // Only `drained` waiting: everything before it is settled already.
-        for request in batch {
-            if let Request::Drained(done) = request {
-                let _ = done.send(());
-            }
-        }
-        return;
-    }
-    let mut columns = Columns::default();
-    for (i, request) in batch.iter().enumerate() {
-        if let Request::Settle { checkpoints, .. } = request {
-            let i = i32::try_from(i).unwrap_or(i32::MAX);
-            for checkpoint in checkpoints {
-                columns.consumer.push(&checkpoint.consumer);
-                columns.aggregate_type.push(&checkpoint.aggregate_type);
-                columns.aggregate_id.push(&checkpoint.aggregate_id);
-                columns.sequence.push(checkpoint.sequence);
-                columns.request.push(i);
-            }
-        }
-    }
-    let reached: Result<(String, Option<String>, Vec<i32>), sqlx::Error> = sqlx::query_as(SETTLE)
-        .bind(&columns.consumer)
-        .bind(&columns.aggregate_type)
-        .bind(&columns.aggregate_id)
-        .bind(&columns.sequence)
-        .bind(&columns.request)
-        .fetch_one(pool)
-        .await;
-    let reached = match reached {
-        Ok((_, _, reached)) => Some(reached),
-        Err(error) => {
-            tracing::warn!(%error, "cannot confirm that consumers' transactions are durable; their messages come back");
-            None
-        }
-    };
+    let reached = reached(pool, &batch).await;
     for (i, request) in batch.into_iter().enumerate() {
         match request {
             Request::Settle {
@@ -253,6 +231,46 @@ async fn settle_batch(pool: &PgPool, batch: Vec<Request>) {
             Request::Drained(done) => {
                 let _ = done.send(());
             }
+        }
+    }
+}
+
+/// The indexes of the requests of `batch` whose checkpoints all stood at or past their
+/// sequence, read and flushed by one `SETTLE` (once per checkpoint); `None` when it failed.
+/// A batch of `Drained` only needs no statement: what came before it is settled already.
+async fn reached(pool: &PgPool, batch: &[Request]) -> Option<Vec<i32>> {
+    if !batch
+        .iter()
+        .any(|request| matches!(request, Request::Settle { .. }))
+    {
+        return Some(Vec::new());
+    }
+    let mut columns = Columns::default();
+    for (i, request) in batch.iter().enumerate() {
+        if let Request::Settle { checkpoints, .. } = request {
+            let i = i32::try_from(i).unwrap_or(i32::MAX);
+            for checkpoint in checkpoints {
+                columns.consumer.push(&checkpoint.consumer);
+                columns.aggregate_type.push(&checkpoint.aggregate_type);
+                columns.aggregate_id.push(&checkpoint.aggregate_id);
+                columns.sequence.push(checkpoint.sequence);
+                columns.request.push(i);
+            }
+        }
+    }
+    let settled: Result<(String, Option<String>, Vec<i32>), sqlx::Error> = sqlx::query_as(SETTLE)
+        .bind(&columns.consumer)
+        .bind(&columns.aggregate_type)
+        .bind(&columns.aggregate_id)
+        .bind(&columns.sequence)
+        .bind(&columns.request)
+        .fetch_one(pool)
+        .await;
+    match settled {
+        Ok((_, _, reached)) => Some(reached),
+        Err(error) => {
+            tracing::warn!(%error, "cannot confirm that consumers' transactions are durable; their messages come back");
+            None
         }
     }
 }

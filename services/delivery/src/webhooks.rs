@@ -137,7 +137,11 @@ impl WebhookSender {
         .fetch_all(&mut *tx)
         .await?;
         if !due.is_empty() {
-            ensure_durable(&self.pool, &mut tx).await?;
+            // The notifications and their deliveries are written by a consumer, whose commit
+            // does not wait for the disk: posted before its flush, one that a crash then took
+            // back would come again under another id (twice for the receiver), or its id
+            // would go to another one (which the receiver would drop as a repeat).
+            brigade_nats::durable::wait_until_durable(&self.pool, &mut tx).await?;
         }
         let outcomes = futures::future::join_all(due.iter().map(|row| self.post(row))).await;
         for (row, outcome) in due.iter().zip(outcomes) {
@@ -222,34 +226,6 @@ impl WebhookSender {
                 format!("the endpoint answered {status}"),
             ))
         }
-    }
-}
-
-/// Returns once the rows `tx` has read are durable. The notifications and their deliveries
-/// are written by a consumer, whose commit does not wait for the disk
-/// (`brigade_nats::durable`): posted before its flush, a notification that a crash then took
-/// back would come again under another id (twice for the receiver), or its id would go to
-/// another one (which the receiver would drop as a repeat). The WAL is flushed past where it
-/// was written once the rows were read, and `tx`'s session, still there, proves that no crash
-/// came in between.
-async fn ensure_durable(
-    pool: &PgPool,
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-) -> Result<(), sqlx::Error> {
-    let written: String = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
-        .fetch_one(&mut **tx)
-        .await?;
-    brigade_nats::durable::flush(pool).await?;
-    let flushed: bool = sqlx::query_scalar("SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn")
-        .bind(&written)
-        .fetch_one(&mut **tx)
-        .await?;
-    if flushed {
-        Ok(())
-    } else {
-        Err(sqlx::Error::Protocol(
-            "the WAL is not flushed past the deliveries read".into(),
-        ))
     }
 }
 
